@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Short fuzz run of every target (stable toolchain, RUSTC_BOOTSTRAP=1).
+# Usage: scripts/fuzz-smoke.sh [SECONDS_PER_TARGET]   (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-20}
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz-smoke: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked --quiet
+fi
+cd fuzz
+for t in wbxml_decode xml_decode message_roundtrip; do
+    mkdir -p "corpus/$t"
+    cp -n seeds/* "corpus/$t/" 2>/dev/null || true
+    echo "fuzz-smoke: $t for ${secs}s"
+    RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1 \
+        | grep -E '^(#[0-9]+\s+DONE|Done|==|SUMMARY|.*panicked)' || true
+    # cargo fuzz exits non-zero on a crash; pipefail is bypassed by the grep, so check artifacts.
+    if ls "artifacts/$t"/crash-* >/dev/null 2>&1; then
+        echo "fuzz-smoke: $t found a crash:" >&2
+        ls "artifacts/$t" >&2
+        exit 1
+    fi
+done
+echo "fuzz-smoke: no crashes"

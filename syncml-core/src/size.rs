@@ -1,0 +1,415 @@
+//! Message-size tools: how many bytes a message takes in an encoding, how to spread a
+//! package's commands over several messages under the peer's `MaxMsgSize` (LOB items),
+//! and how to cut a large object into `MoreData` chunks and put it back together.
+//!
+//! ```
+//! use syncml_core::model::{Data, Item};
+//! use syncml_core::size::{chunk_item, ChunkOutcome, Reassembler};
+//!
+//! let item = Item { data: Some(Data::Binary(vec![7u8; 10_000])), ..Item::default() };
+//! let chunks = chunk_item(item.clone(), 4_000).unwrap();
+//! assert_eq!(chunks.len(), 3);
+//! assert!(chunks[0].more_data && chunks[1].more_data && !chunks[2].more_data);
+//!
+//! let mut r = Reassembler::new(Some(1_000_000));
+//! let mut done = None;
+//! for c in chunks {
+//!     if let ChunkOutcome::Complete(i) = r.push(c).unwrap() { done = Some(i); }
+//! }
+//! assert_eq!(done.unwrap().data, item.data);
+//! ```
+
+use crate::codec::{encode_wbxml, encode_xml, EncodeError, Encoding};
+use crate::codes::StatusCode;
+use crate::model::{Command, Data, Item, Meta, SyncMl};
+use crate::{wbxml, xml};
+
+/// Why a package cannot be laid out or a chunk accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SizeError {
+    /// The message could not be encoded at all.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Even an empty message (header, the leading commands, `Final`) exceeds the limit.
+    #[error("the message header alone takes {needed} bytes, more than MaxMsgSize {max}")]
+    HeaderTooLarge {
+        /// Bytes the empty message takes.
+        needed: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// One command (with its items) is larger than a whole message may be: chunk its
+    /// items with [`chunk_item`] first.
+    #[error("command {cmd_id} needs {needed} bytes, more than fits in one message ({room})")]
+    CommandTooLarge {
+        /// The command's CmdID.
+        cmd_id: String,
+        /// Its encoded size.
+        needed: usize,
+        /// The room an otherwise empty message has.
+        room: usize,
+    },
+    /// The item has no data to chunk, or its data is not text or bytes.
+    #[error("only Text or Binary item data can be chunked")]
+    NotChunkable,
+    /// A chunk size of zero.
+    #[error("chunk size must be at least 1 byte")]
+    ZeroChunk,
+}
+
+/// Why a chunk of a large object was refused; each maps to the status the receiver
+/// answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkError {
+    /// The first chunk of a large object carries no `Meta/Size` (411 Size required).
+    #[error("the first chunk of a large object carries no Meta/Size")]
+    SizeRequired,
+    /// The declared size exceeds our MaxObjSize (416 Requested size too big).
+    #[error("object of {declared} bytes exceeds MaxObjSize {max}")]
+    TooLarge {
+        /// The declared size.
+        declared: u64,
+        /// Our limit.
+        max: u64,
+    },
+    /// The reassembled object's size differs from the declared one (424 Size mismatch).
+    #[error("object declared {declared} bytes, received {received}")]
+    SizeMismatch {
+        /// The declared size.
+        declared: u64,
+        /// What arrived.
+        received: u64,
+    },
+    /// A chunk of another item arrived while one was incomplete (Alert 223 case; the
+    /// pending object is dropped).
+    #[error("a chunk of another item arrived before the end of the pending one")]
+    NoEndOfData,
+    /// A chunk whose data is not text or bytes.
+    #[error("chunk data is neither text nor bytes")]
+    BadData,
+}
+
+impl ChunkError {
+    /// The SyncML status a receiver answers this chunk with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ChunkError::SizeRequired => StatusCode(411),
+            ChunkError::TooLarge { .. } => StatusCode(416),
+            ChunkError::SizeMismatch { .. } => StatusCode(424),
+            ChunkError::NoEndOfData => StatusCode(223),
+            ChunkError::BadData => StatusCode(400),
+        }
+    }
+}
+
+/// The encoded size of a message in bytes.
+pub fn encoded_len(msg: &SyncMl, encoding: Encoding) -> Result<usize, EncodeError> {
+    Ok(match encoding {
+        Encoding::Xml => encode_xml(msg, &xml::EncodeOptions::default())?.len(),
+        Encoding::Wbxml => encode_wbxml(msg, wbxml::EncodeOptions::default())?.len(),
+    })
+}
+
+/// Spread `commands` over as many messages as needed so that each message, made of
+/// `template` (its header and any leading commands such as Statuses, which go in the
+/// first message only) plus its share of `commands` plus `Final`, encodes within
+/// `max_msg_size` bytes.
+///
+/// A `Sync` that does not fit whole is split into several `Sync`s with the same
+/// target, source and CmdID (CmdIDs are per message). Returns the command list of each
+/// message, in order. Sizes are measured by encoding, with a 2-byte allowance per
+/// command for a WBXML code-page switch.
+pub fn split_commands(
+    template: &SyncMl,
+    commands: Vec<Command>,
+    max_msg_size: usize,
+    encoding: Encoding,
+) -> Result<Vec<Vec<Command>>, SizeError> {
+    let mut base = template.clone();
+    base.body.is_final = true;
+    let first_overhead = encoded_len(&base, encoding)?;
+    base.body.commands.clear();
+    let overhead = encoded_len(&base, encoding)?;
+    if first_overhead > max_msg_size {
+        return Err(SizeError::HeaderTooLarge {
+            needed: first_overhead,
+            max: max_msg_size,
+        });
+    }
+    let measure = |cmd: &Command| -> Result<usize, SizeError> {
+        let mut m = base.clone();
+        m.body.commands.push(cmd.clone());
+        Ok(encoded_len(&m, encoding)? - overhead + 2)
+    };
+    let room_full = max_msg_size - overhead;
+    let mut messages: Vec<Vec<Command>> = Vec::new();
+    let mut current: Vec<Command> = Vec::new();
+    let mut room = max_msg_size - first_overhead;
+    let mut queue: std::collections::VecDeque<Command> = commands.into();
+    while let Some(cmd) = queue.pop_front() {
+        let need = measure(&cmd)?;
+        if need <= room {
+            room -= need;
+            current.push(cmd);
+            continue;
+        }
+        if let Command::Sync(sync) = cmd {
+            let mut shell = sync.clone();
+            shell.commands.clear();
+            let shell_need = measure(&Command::Sync(shell.clone()))?;
+            if shell_need < room && !sync.commands.is_empty() {
+                // Fill this message with as many of the Sync's commands as fit.
+                let mut part = shell.clone();
+                let mut left = room - shell_need;
+                let mut inner: std::collections::VecDeque<Command> = sync.commands.into();
+                while let Some(c) = inner.front() {
+                    let n = measure(c)?;
+                    if n > left {
+                        break;
+                    }
+                    left -= n;
+                    if let Some(c) = inner.pop_front() {
+                        part.commands.push(c);
+                    }
+                }
+                if !part.commands.is_empty() {
+                    current.push(Command::Sync(part));
+                    messages.push(std::mem::take(&mut current));
+                    room = room_full;
+                    let mut rest = shell;
+                    rest.commands = inner.into();
+                    queue.push_front(Command::Sync(rest));
+                    continue;
+                }
+                let mut whole = shell;
+                whole.commands = inner.into();
+                queue.push_front(Command::Sync(whole));
+            } else {
+                queue.push_front(Command::Sync(sync));
+            }
+            if current.is_empty() && room == room_full {
+                // Not even the Sync shell plus one command fits in an empty message.
+                let Some(Command::Sync(s)) = queue.pop_front() else {
+                    continue;
+                };
+                let cmd_id = s
+                    .commands
+                    .first()
+                    .map(|c| c.cmd_id().to_string())
+                    .unwrap_or_else(|| s.cmd_id.clone());
+                return Err(SizeError::CommandTooLarge {
+                    cmd_id,
+                    needed: measure(&Command::Sync(s))?,
+                    room: room_full,
+                });
+            }
+            messages.push(std::mem::take(&mut current));
+            room = room_full;
+            continue;
+        }
+        if need > room_full {
+            return Err(SizeError::CommandTooLarge {
+                cmd_id: cmd.cmd_id().to_string(),
+                needed: need,
+                room: room_full,
+            });
+        }
+        messages.push(std::mem::take(&mut current));
+        room = room_full - need;
+        current.push(cmd);
+    }
+    if !current.is_empty() || messages.is_empty() {
+        messages.push(current);
+    }
+    Ok(messages)
+}
+
+/// Cut an item whose data exceeds `max_chunk` bytes into large-object chunks: every
+/// chunk keeps the item's Target/Source, the first carries its `Meta` with `Size` set to
+/// the whole object's size, all but the last carry `MoreData`. Text is cut on character
+/// boundaries. An item that fits is returned unchanged.
+pub fn chunk_item(item: Item, max_chunk: usize) -> Result<Vec<Item>, SizeError> {
+    if max_chunk == 0 {
+        return Err(SizeError::ZeroChunk);
+    }
+    let total = match &item.data {
+        Some(Data::Text(t)) => t.len(),
+        Some(Data::Binary(b)) => b.len(),
+        _ => return Err(SizeError::NotChunkable),
+    };
+    if total <= max_chunk {
+        return Ok(vec![item]);
+    }
+    let mut shell = item.clone();
+    shell.data = None;
+    shell.meta = None;
+    shell.more_data = false;
+    let pieces: Vec<Data> = match item.data {
+        Some(Data::Text(t)) => {
+            let mut v = Vec::new();
+            let mut rest = t.as_str();
+            while !rest.is_empty() {
+                let mut cut = max_chunk.min(rest.len());
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                if cut == 0 {
+                    // A character longer than the chunk: take it whole.
+                    cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+                }
+                v.push(Data::Text(rest[..cut].to_string()));
+                rest = &rest[cut..];
+            }
+            v
+        }
+        Some(Data::Binary(b)) => b
+            .chunks(max_chunk)
+            .map(|c| Data::Binary(c.to_vec()))
+            .collect(),
+        _ => return Err(SizeError::NotChunkable),
+    };
+    let n = pieces.len();
+    let mut out = Vec::with_capacity(n);
+    for (i, data) in pieces.into_iter().enumerate() {
+        let mut c = shell.clone();
+        if i == 0 {
+            let mut meta = item.meta.clone().unwrap_or_default();
+            meta.size = Some(total as u64);
+            c.meta = Some(meta);
+        }
+        c.data = Some(data);
+        c.more_data = i + 1 < n;
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// What [`Reassembler::push`] made of a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// More chunks are expected: answer 213 (Chunked item accepted and buffered).
+    NeedMore,
+    /// The object is complete (or was never chunked): process it.
+    Complete(Item),
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    first: Item,
+    declared: u64,
+    bytes: Vec<u8>,
+    text: bool,
+}
+
+/// Puts large objects back together from `MoreData` chunks, checking the declared size
+/// against our `MaxObjSize` and against what arrives (LOB rules).
+#[derive(Debug, Clone, Default)]
+pub struct Reassembler {
+    max_obj_size: Option<u64>,
+    pending: Option<Pending>,
+}
+
+fn key(item: &Item) -> (Option<&str>, Option<&str>) {
+    (
+        item.target.as_ref().map(|t| t.loc_uri.as_str()),
+        item.source.as_ref().map(|s| s.loc_uri.as_str()),
+    )
+}
+
+impl Reassembler {
+    /// A reassembler that refuses objects declared larger than `max_obj_size`.
+    pub fn new(max_obj_size: Option<u64>) -> Reassembler {
+        Reassembler {
+            max_obj_size,
+            pending: None,
+        }
+    }
+
+    /// True while a chunked object is incomplete (it can span messages).
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Drops an incomplete object (for example when the session ends without its last
+    /// chunk).
+    pub fn abandon(&mut self) {
+        self.pending = None;
+    }
+
+    /// Feeds one item (chunked or not).
+    pub fn push(&mut self, item: Item) -> Result<ChunkOutcome, ChunkError> {
+        if let Some(p) = &self.pending {
+            if key(&p.first) != key(&item) {
+                self.pending = None;
+                return Err(ChunkError::NoEndOfData);
+            }
+        }
+        let (bytes, text): (Vec<u8>, bool) = match item.data.clone() {
+            Some(Data::Text(t)) => (t.into_bytes(), true),
+            Some(Data::Binary(b)) => (b, false),
+            None => (Vec::new(), false),
+            Some(_) if self.pending.is_none() && !item.more_data => {
+                return Ok(ChunkOutcome::Complete(item))
+            }
+            Some(_) => return Err(ChunkError::BadData),
+        };
+        let pending = match self.pending.take() {
+            Some(mut p) => {
+                p.bytes.extend_from_slice(&bytes);
+                p.text &= text;
+                p
+            }
+            None => {
+                if !item.more_data {
+                    return Ok(ChunkOutcome::Complete(item));
+                }
+                let declared = item
+                    .meta
+                    .as_ref()
+                    .and_then(|m: &Meta| m.size)
+                    .ok_or(ChunkError::SizeRequired)?;
+                if let Some(max) = self.max_obj_size {
+                    if declared > max {
+                        return Err(ChunkError::TooLarge { declared, max });
+                    }
+                }
+                Pending {
+                    first: item.clone(),
+                    declared,
+                    bytes,
+                    text,
+                }
+            }
+        };
+        let received = pending.bytes.len() as u64;
+        if received > pending.declared {
+            return Err(ChunkError::SizeMismatch {
+                declared: pending.declared,
+                received,
+            });
+        }
+        if item.more_data {
+            self.pending = Some(pending);
+            return Ok(ChunkOutcome::NeedMore);
+        }
+        if received != pending.declared {
+            return Err(ChunkError::SizeMismatch {
+                declared: pending.declared,
+                received,
+            });
+        }
+        let mut whole = pending.first;
+        whole.more_data = false;
+        whole.data = Some(if pending.text {
+            match String::from_utf8(pending.bytes) {
+                Ok(s) => Data::Text(s),
+                Err(e) => Data::Binary(e.into_bytes()),
+            }
+        } else {
+            Data::Binary(pending.bytes)
+        });
+        Ok(ChunkOutcome::Complete(whole))
+    }
+}

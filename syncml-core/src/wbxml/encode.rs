@@ -1,0 +1,333 @@
+//! Element events → WBXML.
+
+use super::{
+    mbuint, CHARSET_UTF8, PUBLIC_ID_DEVINF_1_0, PUBLIC_ID_DEVINF_1_1, PUBLIC_ID_DEVINF_1_2,
+    PUBLIC_ID_SYNCML_1_0, PUBLIC_ID_SYNCML_1_1, PUBLIC_ID_SYNCML_1_2,
+};
+use crate::names;
+use crate::tree::{Element, Namespace, Sink, SyncMlVersion};
+
+/// Why a tree cannot be written as WBXML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// An element name that has no token in its vocabulary's code pages.
+    #[error("<{name}> has no WBXML token in the {ns:?} vocabulary")]
+    UnknownElement {
+        /// The element.
+        name: String,
+        /// Its namespace.
+        ns: Namespace,
+    },
+    /// A namespace WBXML SyncML cannot carry (only SyncML, MetInf, DevInf can).
+    #[error("namespace {0:?} cannot be written in WBXML")]
+    UnsupportedNamespace(Namespace),
+    /// Events did not form one well-nested element.
+    #[error("unbalanced element events")]
+    Unbalanced,
+}
+
+/// Options of the WBXML encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncodeOptions {
+    /// The version byte: 0x02 (WBXML 1.2, what SyncML stacks and the SyncML spec use)
+    /// or 0x03 (WBXML 1.3, libwbxml's default).
+    pub version: u8,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> EncodeOptions {
+        EncodeOptions { version: 0x02 }
+    }
+}
+
+impl EncodeOptions {
+    /// Options with the given version byte.
+    pub fn with_version(version: u8) -> EncodeOptions {
+        EncodeOptions { version }
+    }
+}
+
+/// One document being written: the outer SyncML document or a nested DevInf.
+#[derive(Debug)]
+struct DocState {
+    body: Vec<u8>,
+    page: u8,
+    /// Open elements of this document.
+    depth: usize,
+    /// The tag waiting to learn whether it has content: (page, token).
+    pending: Option<(u8, u8)>,
+    devinf: bool,
+    /// `VerDTD` of a nested DevInf, read as it is written, to pick its public ID.
+    devinf_ver: Option<String>,
+    in_ver_dtd: bool,
+}
+
+impl DocState {
+    fn new(devinf: bool) -> DocState {
+        DocState {
+            body: Vec::with_capacity(if devinf { 4096 } else { 1024 }),
+            page: 0,
+            depth: 0,
+            pending: None,
+            devinf,
+            devinf_ver: None,
+            in_ver_dtd: false,
+        }
+    }
+
+    fn flush(&mut self, content: bool) {
+        if let Some((page, token)) = self.pending.take() {
+            if page != self.page {
+                self.body.push(0x00);
+                self.body.push(page);
+                self.page = page;
+            }
+            self.body.push(if content { token | 0x40 } else { token });
+        }
+    }
+}
+
+/// A streaming WBXML encoder: a [`Sink`] that writes the document as events arrive.
+///
+/// Encodes without a string table, `STR_I` for text and `OPAQUE` for opaque data; a
+/// `DevInf` element inside a SyncML document becomes a nested DevInf WBXML document in
+/// `OPAQUE` (WBX-11).
+#[derive(Debug)]
+pub struct Encoder {
+    opts: EncodeOptions,
+    public_id: u32,
+    docs: Vec<DocState>,
+    error: Option<EncodeError>,
+    finished_root: bool,
+}
+
+impl Encoder {
+    /// An encoder for a document with this public ID (for example
+    /// [`PUBLIC_ID_SYNCML_1_2`]).
+    pub fn new(public_id: u32, opts: EncodeOptions) -> Encoder {
+        let devinf = matches!(
+            public_id,
+            PUBLIC_ID_DEVINF_1_0 | PUBLIC_ID_DEVINF_1_1 | PUBLIC_ID_DEVINF_1_2
+        );
+        Encoder {
+            opts,
+            public_id,
+            docs: vec![DocState::new(devinf)],
+            error: None,
+            finished_root: false,
+        }
+    }
+
+    /// An encoder for a SyncML message of this version.
+    pub fn for_syncml(version: SyncMlVersion, opts: EncodeOptions) -> Encoder {
+        Encoder::new(syncml_public_id(version), opts)
+    }
+
+    fn fail(&mut self, e: EncodeError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// Finishes the document and returns its bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>, EncodeError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.docs.len() != 1 || !self.finished_root {
+            return Err(EncodeError::Unbalanced);
+        }
+        let Some(doc) = self.docs.pop() else {
+            return Err(EncodeError::Unbalanced);
+        };
+        Ok(with_header(self.opts.version, self.public_id, &doc.body))
+    }
+
+    fn top(&mut self) -> Option<&mut DocState> {
+        self.docs.last_mut()
+    }
+}
+
+fn with_header(version: u8, public_id: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.push(version);
+    mbuint::write(&mut out, public_id);
+    mbuint::write(&mut out, CHARSET_UTF8);
+    out.push(0x00); // empty string table
+    out.extend_from_slice(body);
+    out
+}
+
+/// The WBXML public ID of a SyncML version.
+pub(crate) fn syncml_public_id(version: SyncMlVersion) -> u32 {
+    match version {
+        SyncMlVersion::V1_0 => PUBLIC_ID_SYNCML_1_0,
+        SyncMlVersion::V1_1 => PUBLIC_ID_SYNCML_1_1,
+        SyncMlVersion::V1_2 => PUBLIC_ID_SYNCML_1_2,
+    }
+}
+
+fn devinf_public_id(ver_dtd: Option<&str>) -> u32 {
+    match ver_dtd.map(str::trim) {
+        Some("1.0") => PUBLIC_ID_DEVINF_1_0,
+        Some("1.1") => PUBLIC_ID_DEVINF_1_1,
+        _ => PUBLIC_ID_DEVINF_1_2,
+    }
+}
+
+impl Sink for Encoder {
+    fn start(&mut self, ns: &Namespace, name: &str) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.finished_root && self.docs.len() == 1 {
+            self.fail(EncodeError::Unbalanced);
+            return;
+        }
+        let Some(doc) = self.docs.last_mut() else {
+            return;
+        };
+        doc.flush(true);
+        let lookup = if doc.devinf {
+            match ns {
+                Namespace::DevInf => names::devinf_token(name).map(|t| (0, t)),
+                other => {
+                    let other = other.clone();
+                    self.fail(EncodeError::UnsupportedNamespace(other));
+                    return;
+                }
+            }
+        } else {
+            match ns {
+                Namespace::SyncMl => names::syncml::token(name).map(|t| (0, t)),
+                Namespace::MetInf => names::metinf::token(name).map(|t| (1, t)),
+                Namespace::DevInf => {
+                    // A nested DevInf document begins.
+                    let mut nested = DocState::new(true);
+                    nested.pending = names::devinf_token(name).map(|t| (0, t));
+                    nested.depth = 1;
+                    if nested.pending.is_none() {
+                        self.fail(EncodeError::UnknownElement {
+                            name: name.to_string(),
+                            ns: ns.clone(),
+                        });
+                        return;
+                    }
+                    self.docs.push(nested);
+                    return;
+                }
+                Namespace::Other(_) => {
+                    self.fail(EncodeError::UnsupportedNamespace(ns.clone()));
+                    return;
+                }
+            }
+        };
+        let Some(doc) = self.docs.last_mut() else {
+            return;
+        };
+        match lookup {
+            Some(pt) => {
+                doc.pending = Some(pt);
+                doc.depth += 1;
+                doc.in_ver_dtd = doc.devinf && name == "VerDTD" && doc.depth == 2;
+            }
+            None => self.fail(EncodeError::UnknownElement {
+                name: name.to_string(),
+                ns: ns.clone(),
+            }),
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(doc) = self.top() else { return };
+        doc.flush(true);
+        if doc.in_ver_dtd {
+            doc.devinf_ver
+                .get_or_insert_with(String::new)
+                .push_str(text);
+        }
+        if text.as_bytes().contains(&0) {
+            // STR_I cannot hold NUL; such text is only representable as OPAQUE.
+            doc.body.push(0xC3);
+            mbuint::write(&mut doc.body, text.len() as u32);
+            doc.body.extend_from_slice(text.as_bytes());
+        } else {
+            doc.body.push(0x03);
+            doc.body.extend_from_slice(text.as_bytes());
+            doc.body.push(0x00);
+        }
+    }
+
+    fn opaque(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(doc) = self.top() else { return };
+        doc.flush(true);
+        doc.body.push(0xC3);
+        mbuint::write(&mut doc.body, bytes.len() as u32);
+        doc.body.extend_from_slice(bytes);
+    }
+
+    fn end(&mut self) {
+        if self.error.is_some() {
+            return;
+        }
+        let version = self.opts.version;
+        let nested_done = {
+            let Some(doc) = self.docs.last_mut() else {
+                return;
+            };
+            if doc.depth == 0 {
+                self.fail(EncodeError::Unbalanced);
+                return;
+            }
+            doc.in_ver_dtd = false;
+            if doc.pending.is_some() {
+                doc.flush(false);
+            } else {
+                doc.body.push(0x01);
+            }
+            doc.depth -= 1;
+            doc.depth == 0
+        };
+        if nested_done {
+            if self.docs.len() > 1 {
+                if let Some(inner) = self.docs.pop() {
+                    let pid = devinf_public_id(inner.devinf_ver.as_deref());
+                    let bytes = with_header(version, pid, &inner.body);
+                    self.opaque(&bytes);
+                }
+            } else {
+                self.finished_root = true;
+            }
+        }
+    }
+}
+
+/// Encodes an element tree as a WBXML document. The public ID follows the root: a
+/// `SyncML` root gets the SyncML ID of its `SyncHdr/VerDTD`, a `DevInf` root the DevInf
+/// ID of its `VerDTD`.
+pub fn encode_element(root: &Element, opts: EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+    let ver = root
+        .child("SyncHdr")
+        .and_then(|h| h.child("VerDTD"))
+        .or_else(|| root.child("VerDTD"))
+        .and_then(|v| v.text().map(|t| t.trim().to_string()));
+    let public_id = match root.ns {
+        Namespace::DevInf => devinf_public_id(ver.as_deref()),
+        _ => syncml_public_id(
+            ver.as_deref()
+                .and_then(SyncMlVersion::from_ver_dtd)
+                .unwrap_or_default(),
+        ),
+    };
+    let mut enc = Encoder::new(public_id, opts);
+    root.write(&mut enc);
+    enc.finish()
+}

@@ -1,0 +1,373 @@
+//! The SQLite backend: one database file, WAL journal, migrations at open, and a small pool of
+//! its own (one writer connection plus N read-only connections).
+//!
+//! # Concurrency
+//!
+//! SQLite allows one writer at a time. Rather than letting several connections race for the
+//! write lock (and poll in the busy handler), all write transactions share **one** connection
+//! behind a `Mutex`, so writers queue in-process in FIFO-ish order and each transaction starts
+//! with `BEGIN IMMEDIATE`. Read-only transactions take one of `readers` connections opened
+//! read-only (behind a `Mutex<Vec<_>>` and a `Condvar`) and, thanks to WAL, run concurrently
+//! with the writer on a consistent snapshot. `busy_timeout` still applies for other processes
+//! on the same file (e.g. the operator CLI while the server runs); when it expires the call
+//! fails with [`StoreError::Busy`].
+//!
+//! # Durability
+//!
+//! `synchronous` defaults to `NORMAL`, SQLite's recommended setting with WAL: a committed
+//! transaction survives a crash or `kill -9` of the process; a power loss may lose the last
+//! transactions before a checkpoint (which a later slow sync repairs). Choose
+//! [`Synchronous::Full`] to fsync every commit.
+
+mod migrations;
+mod tx;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+pub use migrations::{Migration, MIGRATIONS, SCHEMA_VERSION};
+
+use super::{Store, StoreError, StoreStats, Tx, TxMode};
+
+/// File name of the database inside a data directory (see [`SqliteStore::open_in_dir`]).
+pub const DB_FILE_NAME: &str = "syncml.sqlite3";
+
+/// SQLite `PRAGMA synchronous` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// fsync at checkpoints only; safe against process crashes (default).
+    #[default]
+    Normal,
+    /// fsync at every commit; also safe against power loss.
+    Full,
+}
+
+/// Options of [`SqliteStore::open`].
+#[derive(Clone, Debug)]
+pub struct SqliteConfig {
+    /// Number of read-only connections (at least 1).
+    pub readers: usize,
+    /// How long a connection waits for a lock held by another process before failing with
+    /// [`StoreError::Busy`].
+    pub busy_timeout: Duration,
+    /// Durability level.
+    pub synchronous: Synchronous,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        SqliteConfig {
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Normal,
+        }
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs a write transaction, to turn a nested one into an error
+    /// instead of a deadlock on the writer mutex.
+    static IN_WRITE_TX: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    reader_returned: Condvar,
+    applied: Vec<u32>,
+    write_commits: AtomicU64,
+    write_rollbacks: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/`[`DB_FILE_NAME`] with the default configuration,
+    /// creating `dir` too.
+    pub fn open_in_dir(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        Self::open(dir.join(DB_FILE_NAME), &SqliteConfig::default())
+    }
+
+    /// Opens (creating if needed) the database file at `path` and applies pending migrations.
+    pub fn open(path: impl AsRef<Path>, config: &SqliteConfig) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = Connection::open(&path).map_err(map_err)?;
+        configure(&writer, config)?;
+        // WAL is a property of the file; set it once from the read-write connection.
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(map_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "cannot switch {} to WAL (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        writer
+            .pragma_update(None, "foreign_keys", false)
+            .map_err(map_err)?;
+        let applied = migrations::apply(&mut writer, MIGRATIONS)?;
+        writer
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(map_err)?;
+        if !applied.is_empty() {
+            tracing::info!(path = %path.display(), ?applied, "database schema migrated");
+        }
+
+        let mut readers = Vec::with_capacity(config.readers.max(1));
+        for _ in 0..config.readers.max(1) {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(map_err)?;
+            configure(&conn, config)?;
+            readers.push(conn);
+        }
+
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(readers),
+            reader_returned: Condvar::new(),
+            applied,
+            write_commits: AtomicU64::new(0),
+            write_rollbacks: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Schema versions the last [`open`](Self::open) applied (empty: the file was up to date).
+    pub fn migrations_applied(&self) -> &[u32] {
+        &self.applied
+    }
+
+    /// The schema version recorded in the database file.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let conn = lock(&self.writer);
+        migrations::current_version(&conn)
+    }
+
+    fn run_write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        if IN_WRITE_TX.with(Cell::get) {
+            return Err(StoreError::Backend(
+                "nested write transaction on the same store; use the Tx you were given".into(),
+            ));
+        }
+        let mut conn = lock(&self.writer);
+        // A panic in an earlier closure unwinds through rusqlite's Transaction, which rolls
+        // back on drop; make sure nothing is left open all the same.
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(map_err)?;
+        }
+        let txn = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map_err)?;
+        let _flag = WriteFlag::set();
+        let result = f(&mut tx::SqliteTx::new(&txn));
+        match result {
+            Ok(()) => match txn.commit() {
+                Ok(()) => {
+                    self.write_commits.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.write_rollbacks.fetch_add(1, Ordering::Relaxed);
+                    Err(map_err(e))
+                }
+            },
+            Err(e) => {
+                self.write_rollbacks.fetch_add(1, Ordering::Relaxed);
+                if let Err(rb) = txn.rollback() {
+                    tracing::warn!(error = %rb, "rollback failed");
+                }
+                tracing::debug!(error = %e, "write transaction rolled back");
+                Err(e)
+            }
+        }
+    }
+
+    fn run_read(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut reader = self.checkout_reader();
+        let conn = reader.conn_mut()?;
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(map_err)?;
+        }
+        let txn = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(map_err)?;
+        let result = f(&mut tx::SqliteTx::new(&txn));
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        // Nothing to keep from a read transaction: end it the cheapest way either way.
+        let end = txn.rollback().map_err(map_err);
+        result.and(end)
+    }
+
+    fn checkout_reader(&self) -> ReaderGuard<'_> {
+        let mut pool = lock(&self.readers);
+        loop {
+            if let Some(conn) = pool.pop() {
+                return ReaderGuard {
+                    store: self,
+                    conn: Some(conn),
+                };
+            }
+            pool = self
+                .reader_returned
+                .wait(pool)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn run(
+        &self,
+        mode: TxMode,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match mode {
+            TxMode::Write => self.run_write(f),
+            TxMode::Read => self.run_read(f),
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            write_commits: self.write_commits.load(Ordering::Relaxed),
+            write_rollbacks: self.write_rollbacks.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A borrowed read-only connection, given back to the pool on drop (also on panic).
+struct ReaderGuard<'a> {
+    store: &'a SqliteStore,
+    conn: Option<Connection>,
+}
+
+impl ReaderGuard<'_> {
+    fn conn_mut(&mut self) -> Result<&mut Connection, StoreError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("reader connection missing".into()))
+    }
+}
+
+impl Drop for ReaderGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            lock(&self.store.readers).push(conn);
+            self.store.reader_returned.notify_one();
+        }
+    }
+}
+
+/// Clears [`IN_WRITE_TX`] on drop, also when the closure panics.
+struct WriteFlag;
+
+impl WriteFlag {
+    fn set() -> Self {
+        IN_WRITE_TX.with(|f| f.set(true));
+        WriteFlag
+    }
+}
+
+impl Drop for WriteFlag {
+    fn drop(&mut self) {
+        IN_WRITE_TX.with(|f| f.set(false));
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: the guarded connections are left consistent by
+/// rusqlite's rollback-on-drop, so a panic elsewhere must not take the store down.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn configure(conn: &Connection, config: &SqliteConfig) -> Result<(), StoreError> {
+    conn.busy_timeout(config.busy_timeout).map_err(map_err)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(map_err)?;
+    let sync = match config.synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}
+
+/// Maps a rusqlite error onto the backend-neutral [`StoreError`].
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    match &e {
+        rusqlite::Error::SqliteFailure(err, msg) => {
+            let text = msg.clone().unwrap_or_else(|| err.to_string());
+            match err.code {
+                ErrorCode::ConstraintViolation => match err.extended_code {
+                    ffi::SQLITE_CONSTRAINT_FOREIGNKEY => StoreError::NotFound(format!(
+                        "referenced subscriber or terminal does not exist ({text})"
+                    )),
+                    ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_UNIQUE => {
+                        StoreError::AlreadyExists(text)
+                    }
+                    ffi::SQLITE_CONSTRAINT_CHECK | ffi::SQLITE_CONSTRAINT_NOTNULL => {
+                        StoreError::InvalidInput(text)
+                    }
+                    _ => StoreError::Conflict(text),
+                },
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Busy(text),
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(text),
+                ErrorCode::ReadOnly => {
+                    StoreError::Backend(format!("write in a read-only transaction ({text})"))
+                }
+                _ => StoreError::Backend(text),
+            }
+        }
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}

@@ -1,0 +1,1349 @@
+//! [`Tx`] over one open SQLite transaction.
+//!
+//! Every statement goes through `prepare_cached`, so a batch reuses one compiled statement in a
+//! loop inside the single transaction. Every per-subscriber statement carries the subscriber id
+//! in its `WHERE` clause (or in the inserted key, checked by a foreign key).
+
+use std::collections::{BTreeMap, HashSet};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::map_err;
+use crate::store::types::{lockout_next, validate_id};
+use crate::store::{
+    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey, Item,
+    ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber, NewTerminal, PutResult,
+    RegisteredBy, Secret, SessionRecord, StoreError, Subscriber, SyncKey, SyncState, Terminal,
+    Timestamp, Tx, MAX_SECURITY_LEVEL,
+};
+
+pub(super) struct SqliteTx<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> SqliteTx<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Self {
+        SqliteTx { conn }
+    }
+
+    /// Runs a cached statement that changes rows; returns the number changed.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        stmt.execute(params).map_err(map_err)
+    }
+
+    /// Runs a cached statement that must change exactly one row of `what`.
+    fn exec_one(
+        &self,
+        what: &str,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<(), StoreError> {
+        match self.exec(sql, params)? {
+            0 => Err(StoreError::NotFound(what.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    fn terminal_classes(&self, terminal: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT datastore FROM terminal_class WHERE terminal_id = ?1 ORDER BY datastore",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![terminal], |r| r.get::<_, String>(0))
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+    }
+
+    fn terminal_exists(&self, subscriber: &str, terminal: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM terminal WHERE subscriber_id = ?1 AND terminal_id = ?2")
+            .map_err(map_err)?;
+        stmt.exists(params![subscriber, terminal]).map_err(map_err)
+    }
+
+    /// Reserves `revisions` revisions and `guids` GUID numbers of a datastore (creating it).
+    /// Returns the first reserved revision and the first reserved GUID number.
+    fn reserve(
+        &self,
+        ds: DatastoreKey<'_>,
+        revisions: i64,
+        guids: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO datastore (subscriber_id, name, revision, guid_seq)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (subscriber_id, name) DO UPDATE
+                   SET revision = revision + excluded.revision,
+                       guid_seq = guid_seq + excluded.guid_seq
+                 RETURNING revision, guid_seq",
+            )
+            .map_err(map_err)?;
+        let (last_rev, last_guid): (i64, i64) = stmt
+            .query_row(
+                params![ds.subscriber, ds.datastore, revisions, guids],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(map_err)?;
+        Ok((last_rev - revisions + 1, last_guid - guids + 1))
+    }
+
+    /// Copies the current version of an item into the history; returns whether it existed.
+    fn archive(&self, ds: DatastoreKey<'_>, guid: &str) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "INSERT INTO item_history (subscriber_id, datastore, guid, revision, content_type,
+                                       data, origin_terminal, deleted, updated_at)
+             SELECT subscriber_id, datastore, guid, revision, content_type,
+                    data, origin_terminal, deleted, updated_at
+             FROM item WHERE subscriber_id = ?1 AND datastore = ?2 AND guid = ?3",
+            params![ds.subscriber, ds.datastore, guid],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn query_items(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        let rows = stmt.query_map(params, item_from_row).map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+    }
+}
+
+const SUBSCRIBER_COLUMNS: &str =
+    "id, display_name, security_level, pin_verifier, login_verifier, created_at";
+
+fn subscriber_from_row(r: &Row<'_>) -> rusqlite::Result<Subscriber> {
+    let level: i64 = r.get(2)?;
+    Ok(Subscriber {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        security_level: u8::try_from(level)
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, level))?,
+        pin_verifier: r.get::<_, Option<String>>(3)?.map(Secret::new),
+        login_verifier: r.get::<_, Option<String>>(4)?.map(Secret::new),
+        created_at: Timestamp(r.get(5)?),
+    })
+}
+
+const TERMINAL_COLUMNS: &str = "terminal_id, subscriber_id, md5_verifier, basic_verifier, \
+     registered_by, registered_at, revoked, last_session_at, next_nonce";
+
+/// A terminal row without its classes (filled in by the caller).
+fn terminal_from_row(r: &Row<'_>) -> rusqlite::Result<Terminal> {
+    let by: String = r.get(4)?;
+    let registered_by = RegisteredBy::parse(&by).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            format!("unknown registered_by {by:?}").into(),
+        )
+    })?;
+    Ok(Terminal {
+        terminal_id: r.get(0)?,
+        subscriber_id: r.get(1)?,
+        md5_verifier: r.get::<_, Option<String>>(2)?.map(Secret::new),
+        basic_verifier: r.get::<_, Option<String>>(3)?.map(Secret::new),
+        classes: Vec::new(),
+        registered_by,
+        registered_at: Timestamp(r.get(5)?),
+        revoked: r.get(6)?,
+        last_session_at: r.get::<_, Option<i64>>(7)?.map(Timestamp),
+        next_nonce: r.get(8)?,
+    })
+}
+
+const ITEM_COLUMNS: &str =
+    "guid, content_type, data, revision, origin_terminal, deleted, updated_at";
+
+fn item_from_row(r: &Row<'_>) -> rusqlite::Result<Item> {
+    Ok(Item {
+        guid: r.get(0)?,
+        content_type: r.get(1)?,
+        data: r.get(2)?,
+        revision: r.get(3)?,
+        origin_terminal: r.get(4)?,
+        deleted: r.get(5)?,
+        updated_at: Timestamp(r.get(6)?),
+    })
+}
+
+fn sync_state_from_row(r: &Row<'_>, base: usize) -> rusqlite::Result<SyncState> {
+    let sync_type: Option<i64> = r.get(base + 3)?;
+    Ok(SyncState {
+        client_anchor: r.get(base)?,
+        server_anchor: r.get(base + 1)?,
+        acked_revision: r.get(base + 2)?,
+        last_sync_type: sync_type
+            .map(|v| {
+                u16::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(base + 3, v))
+            })
+            .transpose()?,
+        updated_at: Timestamp(r.get(base + 4)?),
+    })
+}
+
+const SESSION_COLUMNS: &str = "key, subscriber_id, terminal_id, state, created_at, expires_at";
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        key: r.get(0)?,
+        subscriber_id: r.get(1)?,
+        terminal_id: r.get(2)?,
+        state: r.get(3)?,
+        created_at: Timestamp(r.get(4)?),
+        expires_at: Timestamp(r.get(5)?),
+    })
+}
+
+fn audit_from_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    let status: Option<i64> = r.get(5)?;
+    Ok(AuditRecord {
+        id: r.get(0)?,
+        event: AuditEvent {
+            at: Timestamp(r.get(1)?),
+            subscriber_id: r.get(2)?,
+            terminal_id: r.get(3)?,
+            kind: r.get(4)?,
+            status: status
+                .map(|v| {
+                    u16::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(5, v))
+                })
+                .transpose()?,
+            reason: r.get(6)?,
+            remote_addr: r.get(7)?,
+        },
+    })
+}
+
+fn lockout_from_row(r: &Row<'_>) -> rusqlite::Result<LockoutState> {
+    let failures: i64 = r.get(0)?;
+    Ok(LockoutState {
+        failures: u32::try_from(failures)
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, failures))?,
+        last_failure_at: Timestamp(r.get(1)?),
+        locked_until: r.get::<_, Option<i64>>(2)?.map(Timestamp),
+    })
+}
+
+fn check_level(level: u8) -> Result<(), StoreError> {
+    if level > MAX_SECURITY_LEVEL {
+        return Err(StoreError::InvalidInput(format!(
+            "security level {level} is above {MAX_SECURITY_LEVEL}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_ds(ds: DatastoreKey<'_>) -> Result<(), StoreError> {
+    validate_id("subscriber id", ds.subscriber)?;
+    validate_id("datastore name", ds.datastore)
+}
+
+fn check_sync_key(key: SyncKey<'_>) -> Result<(), StoreError> {
+    validate_id("subscriber id", key.subscriber)?;
+    validate_id("terminal id", key.terminal)?;
+    validate_id("datastore name", key.datastore)
+}
+
+fn to_i64(n: usize) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::InvalidInput("batch too large".into()))
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+fn count_to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative count {v}")))
+}
+
+impl Tx for SqliteTx<'_> {
+    // ----- subscribers ----------------------------------------------------------------------
+
+    fn subscriber_create(
+        &mut self,
+        new: &NewSubscriber,
+        now: Timestamp,
+    ) -> Result<Subscriber, StoreError> {
+        validate_id("subscriber id", &new.id)?;
+        check_level(new.security_level)?;
+        let n = self.exec(
+            "INSERT INTO subscriber (id, display_name, security_level, created_at)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+            params![
+                new.id,
+                new.display_name,
+                i64::from(new.security_level),
+                now.0
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::AlreadyExists(format!("subscriber {}", new.id)));
+        }
+        Ok(Subscriber {
+            id: new.id.clone(),
+            display_name: new.display_name.clone(),
+            security_level: new.security_level,
+            pin_verifier: None,
+            login_verifier: None,
+            created_at: now,
+        })
+    }
+
+    fn subscriber_get(&mut self, id: &str) -> Result<Option<Subscriber>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SUBSCRIBER_COLUMNS} FROM subscriber WHERE id = ?1"
+            ))
+            .map_err(map_err)?;
+        stmt.query_row(params![id], subscriber_from_row)
+            .optional()
+            .map_err(map_err)
+    }
+
+    fn subscriber_list(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Subscriber>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SUBSCRIBER_COLUMNS} FROM subscriber
+                 WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2"
+            ))
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![after, i64::from(limit)], subscriber_from_row)
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+    }
+
+    fn subscriber_set_pin_verifier(
+        &mut self,
+        id: &str,
+        verifier: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        self.exec_one(
+            "subscriber",
+            "UPDATE subscriber SET pin_verifier = ?2 WHERE id = ?1",
+            params![id, verifier.map(Secret::expose)],
+        )
+    }
+
+    fn subscriber_set_login_verifier(
+        &mut self,
+        id: &str,
+        verifier: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        self.exec_one(
+            "subscriber",
+            "UPDATE subscriber SET login_verifier = ?2 WHERE id = ?1",
+            params![id, verifier.map(Secret::expose)],
+        )
+    }
+
+    fn subscriber_set_security_level(&mut self, id: &str, level: u8) -> Result<(), StoreError> {
+        check_level(level)?;
+        self.exec_one(
+            "subscriber",
+            "UPDATE subscriber SET security_level = ?2 WHERE id = ?1",
+            params![id, i64::from(level)],
+        )
+    }
+
+    fn subscriber_delete(&mut self, id: &str) -> Result<(), StoreError> {
+        self.exec_one(
+            "subscriber",
+            "DELETE FROM subscriber WHERE id = ?1",
+            params![id],
+        )
+    }
+
+    // ----- terminals ------------------------------------------------------------------------
+
+    fn terminal_register(
+        &mut self,
+        new: &NewTerminal,
+        now: Timestamp,
+    ) -> Result<Terminal, StoreError> {
+        validate_id("terminal id", &new.terminal_id)?;
+        validate_id("subscriber id", &new.subscriber_id)?;
+        for class in &new.classes {
+            validate_id("datastore name", class)?;
+        }
+        if self.subscriber_get(&new.subscriber_id)?.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "subscriber {}",
+                new.subscriber_id
+            )));
+        }
+        let n = self.exec(
+            "INSERT INTO terminal (terminal_id, subscriber_id, md5_verifier, basic_verifier,
+                                   registered_by, registered_at, revoked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT (terminal_id) DO NOTHING",
+            params![
+                new.terminal_id,
+                new.subscriber_id,
+                new.md5_verifier.as_ref().map(Secret::expose),
+                new.basic_verifier.as_ref().map(Secret::expose),
+                new.registered_by.as_str(),
+                now.0
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "terminal {} is already registered",
+                new.terminal_id
+            )));
+        }
+        self.terminal_set_classes(&new.subscriber_id, &new.terminal_id, &new.classes)?;
+        self.terminal_get(&new.subscriber_id, &new.terminal_id)?
+            .ok_or_else(|| StoreError::Backend("registered terminal vanished".into()))
+    }
+
+    fn terminal_get(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+    ) -> Result<Option<Terminal>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {TERMINAL_COLUMNS} FROM terminal
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2"
+            ))
+            .map_err(map_err)?;
+        let found = stmt
+            .query_row(params![subscriber, terminal], terminal_from_row)
+            .optional()
+            .map_err(map_err)?;
+        match found {
+            Some(mut t) => {
+                t.classes = self.terminal_classes(&t.terminal_id)?;
+                Ok(Some(t))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn terminal_find(&mut self, terminal: &str) -> Result<Option<Terminal>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {TERMINAL_COLUMNS} FROM terminal WHERE terminal_id = ?1"
+            ))
+            .map_err(map_err)?;
+        let found = stmt
+            .query_row(params![terminal], terminal_from_row)
+            .optional()
+            .map_err(map_err)?;
+        match found {
+            Some(mut t) => {
+                t.classes = self.terminal_classes(&t.terminal_id)?;
+                Ok(Some(t))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn terminal_list(&mut self, subscriber: &str) -> Result<Vec<Terminal>, StoreError> {
+        let mut terminals = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {TERMINAL_COLUMNS} FROM terminal
+                     WHERE subscriber_id = ?1 ORDER BY terminal_id"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![subscriber], terminal_from_row)
+                .map_err(map_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?
+        };
+        let mut classes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT c.terminal_id, c.datastore FROM terminal_class c
+                     JOIN terminal t ON t.terminal_id = c.terminal_id
+                     WHERE t.subscriber_id = ?1 ORDER BY c.terminal_id, c.datastore",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![subscriber], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(map_err)?;
+            for row in rows {
+                let (terminal, class) = row.map_err(map_err)?;
+                classes.entry(terminal).or_default().push(class);
+            }
+        }
+        for t in &mut terminals {
+            t.classes = classes.remove(&t.terminal_id).unwrap_or_default();
+        }
+        Ok(terminals)
+    }
+
+    fn terminal_set_verifiers(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+        md5: Option<&Secret>,
+        basic: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        self.exec_one(
+            "terminal",
+            "UPDATE terminal SET md5_verifier = ?3, basic_verifier = ?4
+             WHERE subscriber_id = ?1 AND terminal_id = ?2",
+            params![
+                subscriber,
+                terminal,
+                md5.map(Secret::expose),
+                basic.map(Secret::expose)
+            ],
+        )
+    }
+
+    fn terminal_set_classes(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+        classes: &[String],
+    ) -> Result<(), StoreError> {
+        for class in classes {
+            validate_id("datastore name", class)?;
+        }
+        if !self.terminal_exists(subscriber, terminal)? {
+            return Err(StoreError::NotFound("terminal".into()));
+        }
+        self.exec(
+            "DELETE FROM terminal_class WHERE terminal_id IN
+               (SELECT terminal_id FROM terminal WHERE subscriber_id = ?1 AND terminal_id = ?2)",
+            params![subscriber, terminal],
+        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO terminal_class (terminal_id, datastore)
+                 SELECT terminal_id, ?3 FROM terminal
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2",
+            )
+            .map_err(map_err)?;
+        for class in classes {
+            stmt.execute(params![subscriber, terminal, class])
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    fn terminal_set_devinf(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+        devinf: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        self.exec_one(
+            "terminal",
+            "UPDATE terminal SET devinf = ?3 WHERE subscriber_id = ?1 AND terminal_id = ?2",
+            params![subscriber, terminal, devinf],
+        )
+    }
+
+    fn terminal_devinf(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT devinf FROM terminal WHERE subscriber_id = ?1 AND terminal_id = ?2",
+            )
+            .map_err(map_err)?;
+        let row: Option<Option<Vec<u8>>> = stmt
+            .query_row(params![subscriber, terminal], |r| r.get(0))
+            .optional()
+            .map_err(map_err)?;
+        Ok(row.flatten())
+    }
+
+    fn terminal_set_nonce(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+        nonce: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.exec_one(
+            "terminal",
+            "UPDATE terminal SET next_nonce = ?3 WHERE subscriber_id = ?1 AND terminal_id = ?2",
+            params![subscriber, terminal, nonce],
+        )
+    }
+
+    fn terminal_touch_last_session(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.exec_one(
+            "terminal",
+            "UPDATE terminal SET last_session_at = ?3
+             WHERE subscriber_id = ?1 AND terminal_id = ?2",
+            params![subscriber, terminal, now.0],
+        )
+    }
+
+    fn terminal_set_revoked(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+        revoked: bool,
+    ) -> Result<(), StoreError> {
+        self.exec_one(
+            "terminal",
+            "UPDATE terminal SET revoked = ?3 WHERE subscriber_id = ?1 AND terminal_id = ?2",
+            params![subscriber, terminal, revoked],
+        )
+    }
+
+    fn terminal_remove(&mut self, subscriber: &str, terminal: &str) -> Result<(), StoreError> {
+        self.exec_one(
+            "terminal",
+            "DELETE FROM terminal WHERE subscriber_id = ?1 AND terminal_id = ?2",
+            params![subscriber, terminal],
+        )
+    }
+
+    // ----- items ----------------------------------------------------------------------------
+
+    fn item_get(&mut self, ds: DatastoreKey<'_>, guid: &str) -> Result<Option<Item>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM item
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND guid = ?3"
+            ))
+            .map_err(map_err)?;
+        stmt.query_row(params![ds.subscriber, ds.datastore, guid], item_from_row)
+            .optional()
+            .map_err(map_err)
+    }
+
+    fn items_put(
+        &mut self,
+        ds: DatastoreKey<'_>,
+        origin: Option<&str>,
+        items: &[NewItem],
+        now: Timestamp,
+    ) -> Result<Vec<PutResult>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_ds(ds)?;
+        for item in items {
+            if let Some(guid) = &item.guid {
+                validate_id("guid", guid)?;
+            }
+        }
+        let new_count = to_i64(items.iter().filter(|i| i.guid.is_none()).count())?;
+        let (first_rev, first_guid) = self.reserve(ds, to_i64(items.len())?, new_count)?;
+
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO item (subscriber_id, datastore, guid, content_type, data, revision,
+                                   origin_terminal, deleted, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+            )
+            .map_err(map_err)?;
+        let mut update = self
+            .conn
+            .prepare_cached(
+                "UPDATE item SET content_type = ?4, data = ?5, revision = ?6,
+                                 origin_terminal = ?7, deleted = 0, updated_at = ?8
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND guid = ?3",
+            )
+            .map_err(map_err)?;
+
+        let mut out = Vec::with_capacity(items.len());
+        let mut next_guid = first_guid;
+        for (revision, item) in (first_rev..).zip(items) {
+            let guid = match &item.guid {
+                None => {
+                    let guid = next_guid.to_string();
+                    next_guid += 1;
+                    insert
+                        .execute(params![
+                            ds.subscriber,
+                            ds.datastore,
+                            guid,
+                            item.content_type,
+                            item.data,
+                            revision,
+                            origin,
+                            now.0
+                        ])
+                        .map_err(map_err)?;
+                    guid
+                }
+                Some(guid) => {
+                    if !self.archive(ds, guid)? {
+                        return Err(StoreError::NotFound(format!("item {guid}")));
+                    }
+                    update
+                        .execute(params![
+                            ds.subscriber,
+                            ds.datastore,
+                            guid,
+                            item.content_type,
+                            item.data,
+                            revision,
+                            origin,
+                            now.0
+                        ])
+                        .map_err(map_err)?;
+                    guid.clone()
+                }
+            };
+            out.push(PutResult { guid, revision });
+        }
+        tracing::trace!(
+            subscriber = ds.subscriber,
+            datastore = ds.datastore,
+            count = items.len(),
+            last_revision = first_rev + to_i64(items.len())? - 1,
+            "items put"
+        );
+        Ok(out)
+    }
+
+    fn items_delete(
+        &mut self,
+        ds: DatastoreKey<'_>,
+        origin: Option<&str>,
+        guids: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        if guids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Decide first which GUIDs are live, so that only real deletes take a revision.
+        let mut live = Vec::with_capacity(guids.len());
+        {
+            let mut seen = HashSet::new();
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT deleted FROM item
+                     WHERE subscriber_id = ?1 AND datastore = ?2 AND guid = ?3",
+                )
+                .map_err(map_err)?;
+            for guid in guids {
+                let deleted: Option<bool> = stmt
+                    .query_row(params![ds.subscriber, ds.datastore, guid], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                live.push(deleted == Some(false) && seen.insert(guid.as_str()));
+            }
+        }
+        let count = to_i64(live.iter().filter(|l| **l).count())?;
+        if count == 0 {
+            return Ok(vec![None; guids.len()]);
+        }
+        let (first_rev, _) = self.reserve(ds, count, 0)?;
+        let mut tombstone = self
+            .conn
+            .prepare_cached(
+                "UPDATE item SET data = X'', revision = ?4, origin_terminal = ?5, deleted = 1,
+                                 updated_at = ?6
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND guid = ?3",
+            )
+            .map_err(map_err)?;
+        let mut out = Vec::with_capacity(guids.len());
+        let mut revision = first_rev;
+        for (guid, is_live) in guids.iter().zip(live) {
+            if !is_live {
+                out.push(None);
+                continue;
+            }
+            self.archive(ds, guid)?;
+            tombstone
+                .execute(params![
+                    ds.subscriber,
+                    ds.datastore,
+                    guid,
+                    revision,
+                    origin,
+                    now.0
+                ])
+                .map_err(map_err)?;
+            out.push(Some(revision));
+            revision += 1;
+        }
+        Ok(out)
+    }
+
+    fn items_list_live(&mut self, ds: DatastoreKey<'_>) -> Result<Vec<Item>, StoreError> {
+        self.query_items(
+            &format!(
+                "SELECT {ITEM_COLUMNS} FROM item
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND deleted = 0 ORDER BY revision"
+            ),
+            params![ds.subscriber, ds.datastore],
+        )
+    }
+
+    fn items_stats(&mut self, ds: DatastoreKey<'_>) -> Result<ItemStats, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(length(data)), 0) FROM item
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND deleted = 0",
+            )
+            .map_err(map_err)?;
+        let (count, bytes): (i64, i64) = stmt
+            .query_row(params![ds.subscriber, ds.datastore], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(map_err)?;
+        Ok(ItemStats {
+            count: count_to_u64(count)?,
+            total_bytes: count_to_u64(bytes)?,
+        })
+    }
+
+    fn changes_since(
+        &mut self,
+        ds: DatastoreKey<'_>,
+        after: i64,
+        exclude_origin: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Change>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT guid, revision, deleted, content_type, data, origin_terminal FROM item
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND revision > ?3
+                   AND (?4 IS NULL OR origin_terminal IS NOT ?4)
+                 ORDER BY revision LIMIT ?5",
+            )
+            .map_err(map_err)?;
+        let limit = limit.map_or(-1, i64::from);
+        let rows = stmt
+            .query_map(
+                params![ds.subscriber, ds.datastore, after, exclude_origin, limit],
+                |r| {
+                    let deleted: bool = r.get(2)?;
+                    Ok(Change {
+                        guid: r.get(0)?,
+                        revision: r.get(1)?,
+                        kind: if deleted {
+                            ChangeKind::Delete
+                        } else {
+                            ChangeKind::Upsert
+                        },
+                        content_type: r.get(3)?,
+                        data: r.get(4)?,
+                        origin_terminal: r.get(5)?,
+                    })
+                },
+            )
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+    }
+
+    fn changes_count_since(
+        &mut self,
+        ds: DatastoreKey<'_>,
+        after: i64,
+        exclude_origin: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM item
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND revision > ?3
+                   AND (?4 IS NULL OR origin_terminal IS NOT ?4)",
+            )
+            .map_err(map_err)?;
+        let n: i64 = stmt
+            .query_row(
+                params![ds.subscriber, ds.datastore, after, exclude_origin],
+                |r| r.get(0),
+            )
+            .map_err(map_err)?;
+        count_to_u64(n)
+    }
+
+    fn datastore_revision(&mut self, ds: DatastoreKey<'_>) -> Result<i64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT revision FROM datastore WHERE subscriber_id = ?1 AND name = ?2")
+            .map_err(map_err)?;
+        let rev: Option<i64> = stmt
+            .query_row(params![ds.subscriber, ds.datastore], |r| r.get(0))
+            .optional()
+            .map_err(map_err)?;
+        Ok(rev.unwrap_or(0))
+    }
+
+    fn datastores(&mut self, subscriber: &str) -> Result<Vec<DatastoreInfo>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT d.name, d.revision, COUNT(i.guid), COALESCE(SUM(length(i.data)), 0)
+                 FROM datastore d
+                 LEFT JOIN item i ON i.subscriber_id = d.subscriber_id
+                                 AND i.datastore = d.name AND i.deleted = 0
+                 WHERE d.subscriber_id = ?1
+                 GROUP BY d.name, d.revision ORDER BY d.name",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![subscriber], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(map_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, revision, count, bytes) = row.map_err(map_err)?;
+            out.push(DatastoreInfo {
+                name,
+                revision,
+                stats: ItemStats {
+                    count: count_to_u64(count)?,
+                    total_bytes: count_to_u64(bytes)?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn item_history(&mut self, ds: DatastoreKey<'_>, guid: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_items(
+            &format!(
+                "SELECT {ITEM_COLUMNS} FROM item_history
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND guid = ?3
+                 ORDER BY revision DESC"
+            ),
+            params![ds.subscriber, ds.datastore, guid],
+        )
+    }
+
+    // ----- sync state -----------------------------------------------------------------------
+
+    fn sync_state_get(&mut self, key: SyncKey<'_>) -> Result<Option<SyncState>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT client_anchor, server_anchor, acked_revision, last_sync_type, updated_at
+                 FROM sync_state
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3",
+            )
+            .map_err(map_err)?;
+        stmt.query_row(params![key.subscriber, key.terminal, key.datastore], |r| {
+            sync_state_from_row(r, 0)
+        })
+        .optional()
+        .map_err(map_err)
+    }
+
+    fn sync_state_put(&mut self, key: SyncKey<'_>, state: &SyncState) -> Result<(), StoreError> {
+        check_sync_key(key)?;
+        self.exec(
+            "INSERT INTO sync_state (subscriber_id, terminal_id, datastore, client_anchor,
+                                     server_anchor, acked_revision, last_sync_type, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (subscriber_id, terminal_id, datastore) DO UPDATE SET
+                 client_anchor = excluded.client_anchor,
+                 server_anchor = excluded.server_anchor,
+                 acked_revision = excluded.acked_revision,
+                 last_sync_type = excluded.last_sync_type,
+                 updated_at = excluded.updated_at",
+            params![
+                key.subscriber,
+                key.terminal,
+                key.datastore,
+                state.client_anchor,
+                state.server_anchor,
+                state.acked_revision,
+                state.last_sync_type.map(i64::from),
+                state.updated_at.0
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn sync_state_delete(&mut self, key: SyncKey<'_>) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "DELETE FROM sync_state
+             WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3",
+            params![key.subscriber, key.terminal, key.datastore],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn sync_states_for_terminal(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+    ) -> Result<Vec<(String, SyncState)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT datastore, client_anchor, server_anchor, acked_revision, last_sync_type,
+                        updated_at
+                 FROM sync_state WHERE subscriber_id = ?1 AND terminal_id = ?2
+                 ORDER BY datastore",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![subscriber, terminal], |r| {
+                Ok((r.get::<_, String>(0)?, sync_state_from_row(r, 1)?))
+            })
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+    }
+
+    // ----- LUID↔GUID map --------------------------------------------------------------------
+
+    fn map_put(&mut self, key: SyncKey<'_>, entries: &[MapEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        check_sync_key(key)?;
+        for e in entries {
+            validate_id("luid", &e.luid)?;
+            validate_id("guid", &e.guid)?;
+        }
+        let mut delete = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM luid_map
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3
+                   AND (luid = ?4 OR guid = ?5)",
+            )
+            .map_err(map_err)?;
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO luid_map (subscriber_id, terminal_id, datastore, luid, guid)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(map_err)?;
+        for e in entries {
+            let p = params![key.subscriber, key.terminal, key.datastore, e.luid, e.guid];
+            delete.execute(p).map_err(map_err)?;
+            insert.execute(p).map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    fn map_remove_luids(&mut self, key: SyncKey<'_>, luids: &[String]) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM luid_map
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3 AND luid = ?4",
+            )
+            .map_err(map_err)?;
+        let mut n = 0;
+        for luid in luids {
+            n += stmt
+                .execute(params![key.subscriber, key.terminal, key.datastore, luid])
+                .map_err(map_err)?;
+        }
+        Ok(to_u64(n))
+    }
+
+    fn map_remove_guids(&mut self, key: SyncKey<'_>, guids: &[String]) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM luid_map
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3 AND guid = ?4",
+            )
+            .map_err(map_err)?;
+        let mut n = 0;
+        for guid in guids {
+            n += stmt
+                .execute(params![key.subscriber, key.terminal, key.datastore, guid])
+                .map_err(map_err)?;
+        }
+        Ok(to_u64(n))
+    }
+
+    fn map_guid_for_luid(
+        &mut self,
+        key: SyncKey<'_>,
+        luid: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT guid FROM luid_map
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3 AND luid = ?4",
+            )
+            .map_err(map_err)?;
+        stmt.query_row(
+            params![key.subscriber, key.terminal, key.datastore, luid],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(map_err)
+    }
+
+    fn map_luid_for_guid(
+        &mut self,
+        key: SyncKey<'_>,
+        guid: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT luid FROM luid_map
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3 AND guid = ?4",
+            )
+            .map_err(map_err)?;
+        stmt.query_row(
+            params![key.subscriber, key.terminal, key.datastore, guid],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(map_err)
+    }
+
+    fn map_list(&mut self, key: SyncKey<'_>) -> Result<Vec<MapEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT luid, guid FROM luid_map
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3
+                 ORDER BY luid",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![key.subscriber, key.terminal, key.datastore], |r| {
+                Ok(MapEntry {
+                    luid: r.get(0)?,
+                    guid: r.get(1)?,
+                })
+            })
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+    }
+
+    fn map_clear(&mut self, key: SyncKey<'_>) -> Result<u64, StoreError> {
+        let n = self.exec(
+            "DELETE FROM luid_map WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3",
+            params![key.subscriber, key.terminal, key.datastore],
+        )?;
+        Ok(to_u64(n))
+    }
+
+    // ----- sessions -------------------------------------------------------------------------
+
+    fn session_save(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+        validate_id("session key", &s.key)?;
+        validate_id("subscriber id", &s.subscriber_id)?;
+        validate_id("terminal id", &s.terminal_id)?;
+        let n = self.exec(
+            "INSERT INTO session (key, subscriber_id, terminal_id, state, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (key) DO UPDATE SET state = excluded.state,
+                                             expires_at = excluded.expires_at
+             WHERE session.subscriber_id = excluded.subscriber_id
+               AND session.terminal_id = excluded.terminal_id",
+            params![
+                s.key,
+                s.subscriber_id,
+                s.terminal_id,
+                s.state,
+                s.created_at.0,
+                s.expires_at.0
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict(
+                "session key belongs to another terminal".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn session_load(
+        &mut self,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM session WHERE key = ?1 AND expires_at > ?2"
+            ))
+            .map_err(map_err)?;
+        stmt.query_row(params![key, now.0], session_from_row)
+            .optional()
+            .map_err(map_err)
+    }
+
+    fn session_delete(&mut self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM session WHERE key = ?1", params![key])? > 0)
+    }
+
+    fn sessions_purge_expired(&mut self, now: Timestamp) -> Result<u64, StoreError> {
+        let n = self.exec("DELETE FROM session WHERE expires_at <= ?1", params![now.0])?;
+        Ok(to_u64(n))
+    }
+
+    fn sessions_for_terminal(
+        &mut self,
+        subscriber: &str,
+        terminal: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key FROM session
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND expires_at > ?3
+                 ORDER BY created_at, key",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![subscriber, terminal, now.0], |r| r.get(0))
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+    }
+
+    // ----- audit ----------------------------------------------------------------------------
+
+    fn audit_append(&mut self, e: &AuditEvent) -> Result<i64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO audit (at, subscriber_id, terminal_id, kind, status, reason,
+                                    remote_addr)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            )
+            .map_err(map_err)?;
+        stmt.query_row(
+            params![
+                e.at.0,
+                e.subscriber_id,
+                e.terminal_id,
+                e.kind,
+                e.status.map(i64::from),
+                e.reason,
+                e.remote_addr
+            ],
+            |r| r.get(0),
+        )
+        .map_err(map_err)
+    }
+
+    fn audit_list(&mut self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        // One statement per filter shape, so each can use its index.
+        let sql = match (&filter.subscriber_id, &filter.terminal_id) {
+            (Some(_), Some(_)) => {
+                "SELECT id, at, subscriber_id, terminal_id, kind, status, reason, remote_addr
+                 FROM audit WHERE subscriber_id = ?1 AND terminal_id = ?2
+                   AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+            }
+            (Some(_), None) => {
+                "SELECT id, at, subscriber_id, terminal_id, kind, status, reason, remote_addr
+                 FROM audit WHERE subscriber_id = ?1
+                   AND ?2 IS NULL AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+            }
+            (None, Some(_)) => {
+                "SELECT id, at, subscriber_id, terminal_id, kind, status, reason, remote_addr
+                 FROM audit WHERE terminal_id = ?2
+                   AND ?1 IS NULL AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+            }
+            (None, None) => {
+                "SELECT id, at, subscriber_id, terminal_id, kind, status, reason, remote_addr
+                 FROM audit WHERE ?1 IS NULL AND ?2 IS NULL
+                   AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    filter.subscriber_id,
+                    filter.terminal_id,
+                    filter.before_id,
+                    i64::from(filter.limit)
+                ],
+                audit_from_row,
+            )
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+    }
+
+    // ----- lockout --------------------------------------------------------------------------
+
+    fn lockout_record_failure(
+        &mut self,
+        key: LockoutKey<'_>,
+        now: Timestamp,
+    ) -> Result<LockoutState, StoreError> {
+        validate_id("lockout id", key.id())?;
+        let next = lockout_next(self.lockout_get(key)?, now);
+        self.exec(
+            "INSERT INTO lockout (kind, id, failures, last_failure_at, locked_until)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (kind, id) DO UPDATE SET failures = excluded.failures,
+                 last_failure_at = excluded.last_failure_at,
+                 locked_until = excluded.locked_until",
+            params![
+                key.kind(),
+                key.id(),
+                i64::from(next.failures),
+                next.last_failure_at.0,
+                next.locked_until.map(|t| t.0)
+            ],
+        )?;
+        Ok(next)
+    }
+
+    fn lockout_reset(&mut self, key: LockoutKey<'_>) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "DELETE FROM lockout WHERE kind = ?1 AND id = ?2",
+            params![key.kind(), key.id()],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn lockout_get(&mut self, key: LockoutKey<'_>) -> Result<Option<LockoutState>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT failures, last_failure_at, locked_until FROM lockout
+                 WHERE kind = ?1 AND id = ?2",
+            )
+            .map_err(map_err)?;
+        stmt.query_row(params![key.kind(), key.id()], lockout_from_row)
+            .optional()
+            .map_err(map_err)
+    }
+}
