@@ -287,6 +287,8 @@ pub fn chunk_item(item: Item, max_chunk: usize) -> Result<Vec<Item>, SizeError> 
 }
 
 /// What [`Reassembler::push`] made of a chunk.
+// The item is moved straight out by the caller; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkOutcome {
     /// More chunks are expected: answer 213 (Chunked item accepted and buffered).

@@ -93,7 +93,8 @@ pub trait Store: Send + Sync + 'static {
     /// transaction that would be wrong to repeat. The SQLite backend runs it exactly once.
     ///
     /// Calling `run` again from inside `f` on the same store is an error for write transactions
-    /// (it would deadlock); use the `Tx` you were given.
+    /// (it would deadlock); use the `Tx` you were given. A read transaction opened inside a
+    /// write transaction does not see the outer transaction's uncommitted writes.
     fn run(
         &self,
         mode: TxMode,

@@ -70,9 +70,10 @@ impl Default for SqliteConfig {
 }
 
 thread_local! {
-    /// Set while this thread runs a write transaction, to turn a nested one into an error
-    /// instead of a deadlock on the writer mutex.
-    static IN_WRITE_TX: Cell<bool> = const { Cell::new(false) };
+    /// Address of the store whose write transaction this thread is running (0: none), to turn
+    /// a nested write transaction on the same store into an error instead of a deadlock on the
+    /// writer mutex.
+    static IN_WRITE_TX: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The SQLite implementation of [`Store`].
@@ -180,7 +181,8 @@ impl SqliteStore {
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        if IN_WRITE_TX.with(Cell::get) {
+        let me = std::ptr::from_ref(self) as usize;
+        if IN_WRITE_TX.with(Cell::get) == me {
             return Err(StoreError::Backend(
                 "nested write transaction on the same store; use the Tx you were given".into(),
             ));
@@ -194,7 +196,7 @@ impl SqliteStore {
         let txn = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
-        let _flag = WriteFlag::set();
+        let _flag = WriteFlag::set(me);
         let result = f(&mut tx::SqliteTx::new(&txn));
         match result {
             Ok(()) => match txn.commit() {
@@ -302,19 +304,23 @@ impl Drop for ReaderGuard<'_> {
     }
 }
 
-/// Clears [`IN_WRITE_TX`] on drop, also when the closure panics.
-struct WriteFlag;
+/// Marks [`IN_WRITE_TX`] for one store and restores the previous mark on drop, also when the
+/// closure panics.
+struct WriteFlag {
+    previous: usize,
+}
 
 impl WriteFlag {
-    fn set() -> Self {
-        IN_WRITE_TX.with(|f| f.set(true));
-        WriteFlag
+    fn set(store: usize) -> Self {
+        WriteFlag {
+            previous: IN_WRITE_TX.with(|f| f.replace(store)),
+        }
     }
 }
 
 impl Drop for WriteFlag {
     fn drop(&mut self) {
-        IN_WRITE_TX.with(|f| f.set(false));
+        IN_WRITE_TX.with(|f| f.set(self.previous));
     }
 }
 
