@@ -15,7 +15,7 @@ pub fn vcard(i: usize) -> String {
          NOTE:Met at the trade fair, prefers email.\r\nEND:VCARD\r\n"
     );
     while v.len() < 350 {
-        v.insert_str(v.len() - 11, " ");
+        v.insert(v.len() - 11, ' ');
     }
     v
 }

@@ -542,7 +542,10 @@ fn header_is_written_in_dtd_order() {
         ]
     );
     assert_eq!(child(hdr, &["VerDTD"]).text().as_deref(), Some("1.2"));
-    assert_eq!(child(hdr, &["VerProto"]).text().as_deref(), Some("SyncML/1.2"));
+    assert_eq!(
+        child(hdr, &["VerProto"]).text().as_deref(),
+        Some("SyncML/1.2")
+    );
     assert_eq!(names(child(hdr, &["Target"])), ["LocURI", "LocName"]);
     assert!(child(hdr, &["NoResp"]).is_empty());
     assert_eq!(names(child(hdr, &["Cred"])), ["Meta", "Data"]);
@@ -552,12 +555,13 @@ fn header_is_written_in_dtd_order() {
 
 #[test]
 fn body_final_may_appear_anywhere_on_input_and_is_written_last() {
-    let m = msg_with_body(
-        "<Final/><Alert><CmdID>1</CmdID><Data>200</Data></Alert>",
-    )
-    .expect("decodes");
+    let m =
+        msg_with_body("<Final/><Alert><CmdID>1</CmdID><Data>200</Data></Alert>").expect("decodes");
     assert!(m.body.is_final);
-    assert_eq!(names(child(&to_tree(&m), &["SyncBody"])), ["Alert", "Final"]);
+    assert_eq!(
+        names(child(&to_tree(&m), &["SyncBody"])),
+        ["Alert", "Final"]
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -662,7 +666,16 @@ fn status_code_must_be_a_number() {
          <Data>OK</Data></Status>",
     )
     .unwrap_err();
-    assert!(matches!(err, ModelError::Invalid { element: "Data", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ModelError::Invalid {
+                element: "Data",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Whitespace around the code is fine.
     let Command::Status(s) = only_command(
         "<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd>\
@@ -676,7 +689,9 @@ fn status_code_must_be_a_number() {
 #[test]
 fn status_item_anchor_is_data_anchor() {
     let m = decode_rel("vectors/buteo-syncml/data/resp2.txt");
-    let Command::Status(s) = &m.body.commands[0] else { panic!() };
+    let Command::Status(s) = &m.body.commands[0] else {
+        panic!()
+    };
     assert_eq!(
         s.items[0].data,
         Some(Data::Anchor(Anchor {
@@ -729,7 +744,10 @@ fn results_without_msgref_defaults_to_1() {
             _ => None,
         })
         .expect("a Results");
-    assert_eq!((r.cmd_id.as_str(), r.msg_ref.as_str(), r.cmd_ref.as_str()), ("", "1", ""));
+    assert_eq!(
+        (r.cmd_id.as_str(), r.msg_ref.as_str(), r.cmd_ref.as_str()),
+        ("", "1", "")
+    );
 }
 
 #[test]
@@ -748,7 +766,15 @@ fn results_are_written_in_dtd_order() {
     let el = b.finish().expect("balanced");
     assert_eq!(
         names(&el),
-        ["CmdID", "MsgRef", "CmdRef", "Meta", "TargetRef", "SourceRef", "Item"]
+        [
+            "CmdID",
+            "MsgRef",
+            "CmdRef",
+            "Meta",
+            "TargetRef",
+            "SourceRef",
+            "Item"
+        ]
     );
     assert_eq!(
         Command::from_element(el).expect("re-read"),
@@ -789,9 +815,20 @@ fn alert_is_written_in_dtd_order() {
     let el = b.finish().expect("balanced");
     assert_eq!(
         names(&el),
-        ["CmdID", "NoResp", "Cred", "Data", "Correlator", "Item", "Item"]
+        [
+            "CmdID",
+            "NoResp",
+            "Cred",
+            "Data",
+            "Correlator",
+            "Item",
+            "Item"
+        ]
     );
-    assert_eq!(Command::from_element(el).expect("re-read"), Command::Alert(a));
+    assert_eq!(
+        Command::from_element(el).expect("re-read"),
+        Command::Alert(a)
+    );
     // An Alert without Data (allowed by the DTD).
     let Command::Alert(a) = only_command("<Alert><CmdID>1</CmdID></Alert>") else {
         panic!()
@@ -823,8 +860,8 @@ fn command_fragment_decodes() {
         Err(ModelError::UnexpectedRoot { .. })
     ));
     // A lone Item (testItem.txt).
-    let item = Item::from_element(tree_of(&read("vectors/buteo-syncml/data/testItem.txt")))
-        .expect("item");
+    let item =
+        Item::from_element(tree_of(&read("vectors/buteo-syncml/data/testItem.txt"))).expect("item");
     assert!(item.target.is_some() || item.source.is_some() || item.data.is_some());
 }
 
@@ -890,9 +927,9 @@ fn data_text_is_kept_exactly() {
     assert!(t.starts_with("\nBEGIN:VCARD\nVERSION:2.1\n"), "{t:?}");
     assert!(t.ends_with("END:VCARD"), "{t:?}");
     // Surrounding whitespace is data too.
-    let Command::Add(add) = only_command(
-        "<Add><CmdID>1</CmdID><Item><Data>  two spaces  </Data></Item></Add>",
-    ) else {
+    let Command::Add(add) =
+        only_command("<Add><CmdID>1</CmdID><Item><Data>  two spaces  </Data></Item></Add>")
+    else {
         panic!()
     };
     assert_eq!(add.items[0].data, Some(Data::Text("  two spaces  ".into())));
@@ -901,7 +938,9 @@ fn data_text_is_kept_exactly() {
 #[test]
 fn cdata_becomes_binary_and_is_written_as_opaque() {
     let m = decode_rel("vectors/libwbxml/syncml/syncml-014.xml");
-    let Command::Sync(sync) = &m.body.commands[0] else { panic!() };
+    let Command::Sync(sync) = &m.body.commands[0] else {
+        panic!()
+    };
     let data = sync.commands[0].items()[0].data.as_ref().expect("data");
     assert!(matches!(data, Data::Binary(_)));
     assert!(data.as_text().expect("utf-8").contains("BEGIN:VCARD"));
@@ -910,8 +949,13 @@ fn cdata_becomes_binary_and_is_written_as_opaque() {
     assert!(matches!(d.children.as_slice(), [Node::Opaque(_)]));
     // The same vCard without CDATA is text (syncml-013).
     let m = decode_rel("vectors/libwbxml/syncml/syncml-013.xml");
-    let Command::Sync(sync) = &m.body.commands[0] else { panic!() };
-    assert!(matches!(sync.commands[0].items()[0].data, Some(Data::Text(_))));
+    let Command::Sync(sync) = &m.body.commands[0] else {
+        panic!()
+    };
+    assert!(matches!(
+        sync.commands[0].items()[0].data,
+        Some(Data::Text(_))
+    ));
 }
 
 #[test]
@@ -925,8 +969,14 @@ fn mixed_character_data_is_merged() {
         a.items.remove(0).data.expect("data")
     };
     // Pretty-printed CDATA: the whitespace around it is formatting.
-    assert_eq!(data("<Data>\n  <![CDATA[abc]]>\n</Data>"), Data::Binary(b"abc".to_vec()));
-    assert_eq!(data("<Data>x<![CDATA[<y>]]>z</Data>"), Data::Text("x<y>z".into()));
+    assert_eq!(
+        data("<Data>\n  <![CDATA[abc]]>\n</Data>"),
+        Data::Binary(b"abc".to_vec())
+    );
+    assert_eq!(
+        data("<Data>x<![CDATA[<y>]]>z</Data>"),
+        Data::Text("x<y>z".into())
+    );
     assert_eq!(data("<Data/>"), Data::Text(String::new()));
     assert_eq!(data("<Data>a&amp;b</Data>"), Data::Text("a&b".into()));
 }
@@ -996,8 +1046,7 @@ fn unreadable_devinf_is_kept_as_markup() {
     // Buteo resp.txt: <Results><Item><Data><DevInf><SupportLargeObjs/></DevInf> has no
     // DevID: the message still decodes and the DevInf is kept verbatim.
     let m = decode_rel("vectors/buteo-syncml/data/resp.txt");
-    let Some(Command::Results(r)) = m.body.commands.iter().find(|c| c.name() == "Results")
-    else {
+    let Some(Command::Results(r)) = m.body.commands.iter().find(|c| c.name() == "Results") else {
         panic!()
     };
     let Some(Data::Markup(els)) = &r.items[0].data else {
@@ -1083,7 +1132,9 @@ fn metinf_is_written_in_dtd_order_and_namespace() {
     assert!(el.elements().all(|e| e.ns == Namespace::MetInf));
     assert!(child(&el, &["FieldLevel"]).is_empty());
     assert_eq!(names(child(&el, &["Anchor"])), ["Last", "Next"]);
-    assert!(child(&el, &["Anchor"]).elements().all(|e| e.ns == Namespace::MetInf));
+    assert!(child(&el, &["Anchor"])
+        .elements()
+        .all(|e| e.ns == Namespace::MetInf));
     let mem = child(&el, &["Mem"]);
     assert_eq!(names(mem), ["SharedMem", "FreeMem", "FreeID"]);
     assert!(child(mem, &["SharedMem"]).is_empty());
@@ -1098,7 +1149,9 @@ fn metinf_is_written_in_dtd_order_and_namespace() {
 fn metinf_children_in_any_order_are_accepted() {
     // resp.txt's Chal has Type before Format.
     let m = decode_rel("vectors/buteo-syncml/data/resp.txt");
-    let Command::Status(s) = &m.body.commands[0] else { panic!() };
+    let Command::Status(s) = &m.body.commands[0] else {
+        panic!()
+    };
     let chal = s.chal.as_ref().expect("chal");
     assert_eq!(chal.meta.r#type.as_deref(), Some("syncml:auth-md5"));
     assert_eq!(chal.meta.format.as_deref(), Some("b64"));
@@ -1106,7 +1159,10 @@ fn metinf_children_in_any_order_are_accepted() {
     let mut b = TreeBuilder::new();
     chal.write(&mut b);
     let el = b.finish().expect("balanced");
-    assert_eq!(names(child(&el, &["Meta"])), ["Format", "Type", "NextNonce"]);
+    assert_eq!(
+        names(child(&el, &["Meta"])),
+        ["Format", "Type", "NextNonce"]
+    );
 
     // Reversed DTD order, MetInf without xmlns, and a <MetInf> wrapper.
     let meta = Meta::from_element(tree_of(
@@ -1145,9 +1201,16 @@ fn identifiers_and_anchors_are_trimmed() {
     assert_eq!(m.header.target.loc_uri, "http://www.syncml.org/sync-server");
     assert_eq!(m.header.source.loc_uri, "IMEI:493005100592800");
     assert_eq!(m.header.source.loc_name.as_deref(), Some("bruce"));
-    let Command::Status(s) = &m.body.commands[0] else { panic!() };
+    let Command::Status(s) = &m.body.commands[0] else {
+        panic!()
+    };
     assert_eq!(
-        (s.cmd_id.as_str(), s.msg_ref.as_str(), s.cmd_ref.as_str(), s.cmd.as_str()),
+        (
+            s.cmd_id.as_str(),
+            s.msg_ref.as_str(),
+            s.cmd_ref.as_str(),
+            s.cmd.as_str()
+        ),
         ("1", "1", "0", "SyncHdr")
     );
     assert_eq!(s.source_refs, ["http://www.syncml.org/sync-server"]);
@@ -1177,10 +1240,8 @@ fn bad_numbers_and_missing_metinf_parts_are_errors() {
             child: "FreeID"
         })
     );
-    let err = msg_with_body(
-        "<Sync><CmdID>1</CmdID><NumberOfChanges>-3</NumberOfChanges></Sync>",
-    )
-    .unwrap_err();
+    let err = msg_with_body("<Sync><CmdID>1</CmdID><NumberOfChanges>-3</NumberOfChanges></Sync>")
+        .unwrap_err();
     assert!(matches!(
         err,
         ModelError::Invalid {
@@ -1210,10 +1271,15 @@ fn credentials_and_challenges_from_captures() {
         cred.meta.as_ref().and_then(|m| m.r#type.as_deref()),
         Some("syncml:auth-md5")
     );
-    assert_eq!(m.header.meta.as_ref().and_then(|m| m.max_msg_size), Some(150_000));
+    assert_eq!(
+        m.header.meta.as_ref().and_then(|m| m.max_msg_size),
+        Some(150_000)
+    );
 
     let m = decode_rel("captures/10-md5-401-then-retry-xml/02-msg001-s2c.xml");
-    let Command::Status(s) = &m.body.commands[0] else { panic!() };
+    let Command::Status(s) = &m.body.commands[0] else {
+        panic!()
+    };
     assert_eq!(s.data, StatusCode(401));
     let chal = s.chal.as_ref().expect("chal");
     assert_eq!(chal.meta.next_nonce.as_deref(), Some("XzA+LVsjISE="));
@@ -1223,7 +1289,9 @@ fn credentials_and_challenges_from_captures() {
 #[test]
 fn cred_needs_data_and_chal_needs_meta() {
     assert_eq!(
-        Cred::from_element(tree_of(b"<Cred><Meta><Type>syncml:auth-basic</Type></Meta></Cred>")),
+        Cred::from_element(tree_of(
+            b"<Cred><Meta><Type>syncml:auth-basic</Type></Meta></Cred>"
+        )),
         Err(ModelError::Missing {
             parent: "Cred",
             child: "Data"
@@ -1239,7 +1307,8 @@ fn cred_needs_data_and_chal_needs_meta() {
     // Raw digest bytes (WBXML OPAQUE) stay bytes.
     let mut cred = Element::new(Namespace::SyncMl, "Cred");
     let mut data = Element::new(Namespace::SyncMl, "Data");
-    data.children.push(Node::Opaque(vec![0xde, 0xad, 0xbe, 0xef]));
+    data.children
+        .push(Node::Opaque(vec![0xde, 0xad, 0xbe, 0xef]));
     cred.push(data);
     let c = Cred::from_element(cred).expect("decodes");
     assert_eq!(c.data, Data::Binary(vec![0xde, 0xad, 0xbe, 0xef]));
@@ -1326,7 +1395,10 @@ fn item_commands_round_trip() {
         Command::Replace(base.clone()),
     ] {
         let el = round_trip(&c);
-        assert_eq!(names(&el), ["CmdID", "NoResp", "Cred", "Meta", "Item", "Item"]);
+        assert_eq!(
+            names(&el),
+            ["CmdID", "NoResp", "Cred", "Meta", "Item", "Item"]
+        );
         assert_eq!(c.items().len(), 2);
     }
     let gp = GetPut {
@@ -1468,14 +1540,21 @@ fn sync_round_trips_in_dtd_order() {
 #[test]
 fn atomic_and_sequence_nest_commands() {
     let m = decode_rel("vectors/buteo-syncml/data/subcommands01.txt");
-    let atomic = m.body.commands.iter().find(|c| c.name() == "Atomic").expect("Atomic");
+    let atomic = m
+        .body
+        .commands
+        .iter()
+        .find(|c| c.name() == "Atomic")
+        .expect("Atomic");
     let Command::Atomic(a) = atomic else { panic!() };
     assert!(a.no_resp);
     assert_eq!(
         a.commands.iter().map(Command::name).collect::<Vec<_>>(),
         ["Alert", "Add"]
     );
-    let Command::Alert(alert) = &a.commands[0] else { panic!() };
+    let Command::Alert(alert) = &a.commands[0] else {
+        panic!()
+    };
     assert_eq!(alert.data, Some(AlertCode(206)));
     let seq = m
         .body
@@ -1514,13 +1593,16 @@ fn exec_and_search_round_trip() {
         cred: None,
         meta: Some(Meta::of_type("text/plain")),
         correlator: Some("abc".into()),
-        item: Item {
+        items: vec![Item {
             target: Some(Target::new("./Vendor/Reset")),
             ..Item::default()
-        },
+        }],
     });
     let el = round_trip(&exec);
-    assert_eq!(names(&el), ["CmdID", "NoResp", "Meta", "Correlator", "Item"]);
+    assert_eq!(
+        names(&el),
+        ["CmdID", "NoResp", "Meta", "Correlator", "Item"]
+    );
     assert_eq!(exec.items().len(), 1);
     assert_eq!(
         msg_with_body("<Exec><CmdID>1</CmdID></Exec>").unwrap_err(),
@@ -1544,7 +1626,16 @@ fn exec_and_search_round_trip() {
     let el = round_trip(&search);
     assert_eq!(
         names(&el),
-        ["CmdID", "NoResults", "Target", "Source", "Source", "Lang", "Meta", "Data"]
+        [
+            "CmdID",
+            "NoResults",
+            "Target",
+            "Source",
+            "Source",
+            "Lang",
+            "Meta",
+            "Data"
+        ]
     );
     assert!(search.items().is_empty());
     assert_eq!(
@@ -1580,15 +1671,18 @@ fn filter_in_alert_target_round_trips() {
     let el = round_trip(&c);
     let t = child(&el, &["Item", "Target"]);
     assert_eq!(names(t), ["LocURI", "LocName", "Filter"]);
-    assert_eq!(names(child(t, &["Filter"])), ["Meta", "Record", "FilterType"]);
+    assert_eq!(
+        names(child(t, &["Filter"])),
+        ["Meta", "Record", "FilterType"]
+    );
 
     let f = Filter {
         meta: Meta::of_type("text/vcard"),
-        field: Some(Box::new(Item {
+        field: Some(Item {
             data: Some("<Property/>".into()),
             ..Item::default()
-        })),
-        record: Some(Box::new(Item::default())),
+        }),
+        record: Some(Item::default()),
         filter_type: None,
     };
     let mut b = TreeBuilder::new();
@@ -1614,7 +1708,10 @@ fn set_cmd_id_reaches_every_command() {
         Command::Atomic(Container::default()),
         Command::Copy(ItemCommand::default()),
         Command::Delete(Delete::default()),
-        Command::Exec(Exec::default()),
+        Command::Exec(Exec {
+            items: vec![Item::default()],
+            ..Exec::default()
+        }),
         Command::Get(GetPut::default()),
         Command::Map(Map::default()),
         Command::Move(ItemCommand::default()),
@@ -1661,8 +1758,13 @@ mod mutations {
         TREES.get_or_init(|| SEEDS.iter().map(|f| tree_of(&read(f))).collect())
     }
 
+    /// Paths to every element, except inside a `DevInf` (the DevInf model has its own
+    /// tests; the element itself is still a target).
     fn paths(el: &Element, at: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
         out.push(at.clone());
+        if el.ns == Namespace::DevInf {
+            return;
+        }
         for (i, c) in el.children.iter().enumerate() {
             if let Node::Element(e) = c {
                 at.push(i);
@@ -1738,9 +1840,10 @@ mod mutations {
         match op {
             Op::SetText(t) => el.children = vec![Node::Text(t.clone())],
             Op::Clear => el.children.clear(),
-            Op::InsertUnknown => el
-                .children
-                .insert(0, Node::Element(Element::with_text(Namespace::SyncMl, "Junk", "j"))),
+            Op::InsertUnknown => el.children.insert(
+                0,
+                Node::Element(Element::with_text(Namespace::SyncMl, "Junk", "j")),
+            ),
             Op::InsertOpaque(b) => el.children.push(Node::Opaque(b.clone())),
             Op::Rename(n) => el.name = (*n).into(),
             _ => {}

@@ -5,7 +5,9 @@
 mod support;
 
 use syncml_core::model::{Command, Data, Item, Meta, Source, Target};
-use syncml_core::size::{chunk_item, encoded_len, split_commands, ChunkError, ChunkOutcome, Reassembler, SizeError};
+use syncml_core::size::{
+    chunk_item, encoded_len, split_commands, ChunkError, ChunkOutcome, Reassembler, SizeError,
+};
 use syncml_core::{Encoding, StatusCode};
 
 fn template() -> syncml_core::SyncMl {
@@ -42,7 +44,10 @@ fn split_keeps_every_message_under_max_msg_size() {
             assert!(len <= max, "{enc:?} message {i} is {len} bytes");
             for c in p {
                 if let Command::Sync(s) = c {
-                    assert_eq!(s.target.as_ref().map(|t| t.loc_uri.as_str()), Some("./contacts"));
+                    assert_eq!(
+                        s.target.as_ref().map(|t| t.loc_uri.as_str()),
+                        Some("./contacts")
+                    );
                     adds += s.commands.len();
                 }
             }
@@ -93,9 +98,18 @@ fn a_header_larger_than_max_msg_size_is_refused() {
 
 fn big_item(len: usize) -> Item {
     Item {
-        target: Some(Target { loc_uri: "photo1".into(), ..Target::default() }),
-        source: Some(Source { loc_uri: "42".into(), loc_name: None }),
-        meta: Some(Meta { r#type: Some("image/jpeg".into()), ..Meta::default() }),
+        target: Some(Target {
+            loc_uri: "photo1".into(),
+            ..Target::default()
+        }),
+        source: Some(Source {
+            loc_uri: "42".into(),
+            loc_name: None,
+        }),
+        meta: Some(Meta {
+            r#type: Some("image/jpeg".into()),
+            ..Meta::default()
+        }),
         data: Some(Data::Binary((0..len).map(|i| (i % 251) as u8).collect())),
         ..Item::default()
     }
@@ -109,7 +123,9 @@ fn first_chunk_carries_the_size_and_all_but_the_last_carry_moredata() {
     assert!(chunks[1..].iter().all(|c| c.meta.is_none()));
     assert!(chunks[..10].iter().all(|c| c.more_data));
     assert!(!chunks[10].more_data);
-    assert!(chunks.iter().all(|c| c.target.as_ref().map(|t| t.loc_uri.as_str()) == Some("photo1")));
+    assert!(chunks
+        .iter()
+        .all(|c| c.target.as_ref().map(|t| t.loc_uri.as_str()) == Some("photo1")));
 }
 
 #[test]
@@ -128,13 +144,19 @@ fn chunks_reassemble_to_the_original() {
     let whole = out.expect("complete");
     assert_eq!(whole.data, item.data);
     assert!(!whole.more_data);
-    assert_eq!(whole.meta.as_ref().and_then(|m| m.r#type.as_deref()), Some("image/jpeg"));
+    assert_eq!(
+        whole.meta.as_ref().and_then(|m| m.r#type.as_deref()),
+        Some("image/jpeg")
+    );
 }
 
 #[test]
 fn text_is_chunked_on_character_boundaries() {
     let text: String = "Grüße aus München, 東京 😀 ".repeat(100);
-    let item = Item { data: Some(Data::Text(text.clone())), ..Item::default() };
+    let item = Item {
+        data: Some(Data::Text(text.clone())),
+        ..Item::default()
+    };
     let chunks = chunk_item(item, 7).expect("chunk");
     let mut r = Reassembler::new(None);
     let mut got = None;
@@ -156,7 +178,13 @@ fn size_mismatch_is_status_424() {
         last = r.push(c);
     }
     let err = last.expect_err("mismatch");
-    assert!(matches!(err, ChunkError::SizeMismatch { declared: 5000, received: 4000 }));
+    assert!(matches!(
+        err,
+        ChunkError::SizeMismatch {
+            declared: 5000,
+            received: 4000
+        }
+    ));
     assert_eq!(err.status(), StatusCode(424));
 }
 
@@ -172,7 +200,9 @@ fn object_over_max_obj_size_is_status_416() {
 fn first_chunk_without_size_is_status_411() {
     let mut chunks = chunk_item(big_item(5_000), 1_000).expect("chunk");
     chunks[0].meta = None;
-    let err = Reassembler::new(None).push(chunks[0].clone()).expect_err("no size");
+    let err = Reassembler::new(None)
+        .push(chunks[0].clone())
+        .expect_err("no size");
     assert_eq!(err.status(), StatusCode(411));
 }
 
@@ -182,7 +212,10 @@ fn another_item_before_the_last_chunk_is_no_end_of_data() {
     let mut r = Reassembler::new(None);
     r.push(chunks[0].clone()).expect("first");
     let mut other = big_item(10);
-    other.target = Some(Target { loc_uri: "other".into(), ..Target::default() });
+    other.target = Some(Target {
+        loc_uri: "other".into(),
+        ..Target::default()
+    });
     let err = r.push(other).expect_err("interleaved");
     assert_eq!(err.status(), StatusCode(223));
     assert!(!r.is_pending());

@@ -322,12 +322,15 @@ impl DevInf {
         for c in into_elements(el) {
             match tag(&c.name) {
                 Some(Tag::VerDtd) => ver_dtd = Some(trimmed(&c, "VerDTD")?),
-                Some(Tag::Man) => d.man = Some(raw(&c, "Man")?),
-                Some(Tag::Mod) => d.model = Some(raw(&c, "Mod")?),
-                Some(Tag::Oem) => d.oem = Some(raw(&c, "OEM")?),
-                Some(Tag::FwV) => d.fw_v = Some(trimmed(&c, "FwV")?),
-                Some(Tag::SwV) => d.sw_v = Some(trimmed(&c, "SwV")?),
-                Some(Tag::HwV) => d.hw_v = Some(trimmed(&c, "HwV")?),
+                // An empty element is how DevInf 1.2 says "unknown" for these
+                // required-but-unknown values: read it as absent, so that what we
+                // write (an empty element for `None`) reads back the same.
+                Some(Tag::Man) => d.man = non_empty(raw(&c, "Man")?),
+                Some(Tag::Mod) => d.model = non_empty(raw(&c, "Mod")?),
+                Some(Tag::Oem) => d.oem = non_empty(raw(&c, "OEM")?),
+                Some(Tag::FwV) => d.fw_v = non_empty(trimmed(&c, "FwV")?),
+                Some(Tag::SwV) => d.sw_v = non_empty(trimmed(&c, "SwV")?),
+                Some(Tag::HwV) => d.hw_v = non_empty(trimmed(&c, "HwV")?),
                 Some(Tag::DevId) => dev_id = Some(trimmed(&c, "DevID")?),
                 Some(Tag::DevTyp) => dev_typ = Some(trimmed(&c, "DevTyp")?),
                 Some(Tag::Utc) => d.utc = true,
@@ -1400,4 +1403,12 @@ fn normalize(el: &mut Element, ctx: Ctx) {
         },
         _ => (2, 0),
     });
+}
+
+fn non_empty(s: String) -> Option<String> {
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
 }

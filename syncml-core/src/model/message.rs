@@ -284,8 +284,9 @@ pub struct Target {
     pub loc_uri: String,
     /// `<LocName>`: a display name, or the user name in the header target.
     pub loc_name: Option<String>,
-    /// `<Filter>` (DS 1.2, sync `Alert` items only).
-    pub filter: Option<Filter>,
+    /// `<Filter>` (DS 1.2, sync `Alert` items only). Boxed: filters are rare and
+    /// large, and a `Target` is in every item.
+    pub filter: Option<Box<Filter>>,
 }
 
 impl Target {
@@ -304,7 +305,7 @@ impl Target {
             match c.name.as_ref() {
                 "LocURI" => set_once(&mut loc_uri, c),
                 "LocName" => set_once(&mut loc_name, c),
-                "Filter" if filter.is_none() => filter = Some(Filter::from_element(c)?),
+                "Filter" if filter.is_none() => filter = Some(Box::new(Filter::from_element(c)?)),
                 _ => {}
             }
         }
@@ -376,9 +377,9 @@ pub struct Filter {
     /// `<Meta>`: its `Type` is the content type of the filtered data.
     pub meta: Meta,
     /// `<Field>` = `(Item)`: property overrides (FLT-09).
-    pub field: Option<Box<Item>>,
+    pub field: Option<Item>,
     /// `<Record>` = `(Item)`: the record filter query (FLT-08).
-    pub record: Option<Box<Item>>,
+    pub record: Option<Item>,
     /// `<FilterType>`: `EXCLUSIVE` (default) or `INCLUSIVE`.
     pub filter_type: Option<String>,
 }
@@ -401,7 +402,7 @@ impl Filter {
                 let item = into_elements(e)
                     .find(|c| c.name == "Item")
                     .ok_or_else(|| missing(name, "Item"))?;
-                Item::from_element(item).map(Box::new)
+                Item::from_element(item)
             })
             .transpose()
         };
@@ -435,7 +436,7 @@ impl Filter {
 
 /// `<Cred>` = `(Meta?, Data)`: credentials (REP-41). `Meta/Type` names the scheme
 /// (`syncml:auth-basic` when absent), `Meta/Format` the encoding (`b64`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Cred {
     /// `<Meta>`: `Type` and `Format` of the credential.
     pub meta: Option<Meta>,
@@ -854,7 +855,7 @@ impl Command {
             Command::Add(c) | Command::Copy(c) | Command::Move(c) | Command::Replace(c) => &c.items,
             Command::Alert(c) => &c.items,
             Command::Delete(c) => &c.items,
-            Command::Exec(c) => std::slice::from_ref(&c.item),
+            Command::Exec(c) => &c.items,
             Command::Get(c) | Command::Put(c) => &c.items,
             Command::Results(c) => &c.items,
             Command::Status(c) => &c.items,
@@ -1123,7 +1124,7 @@ impl Parts {
     }
 
     fn exec(mut self) -> Result<Exec, ModelError> {
-        let mut items = self.items()?;
+        let items = self.items()?;
         if items.is_empty() {
             return Err(missing("Exec", "Item"));
         }
@@ -1133,7 +1134,7 @@ impl Parts {
             cred: self.cred()?,
             meta: self.meta()?,
             correlator: opt_text(self.correlator.take(), "Correlator")?,
-            item: items.swap_remove(0),
+            items,
         })
     }
 
@@ -1386,8 +1387,9 @@ pub struct Exec {
     pub meta: Option<Meta>,
     /// `<Correlator>` (1.2).
     pub correlator: Option<String>,
-    /// The `<Item>` naming what to execute (extra items on input are dropped).
-    pub item: Item,
+    /// The `<Item>` naming what to execute: exactly one in the DTD (at least one is
+    /// required on input; extras are kept).
+    pub items: Vec<Item>,
 }
 
 impl Exec {
@@ -1397,7 +1399,7 @@ impl Exec {
         write_head(s, &self.cmd_id, self.no_resp);
         write_opt(s, self.cred.as_ref(), self.meta.as_ref());
         opt_leaf(s, &SML, "Correlator", self.correlator.as_deref());
-        self.item.write(s);
+        write_items(s, &self.items);
         s.end();
     }
 }

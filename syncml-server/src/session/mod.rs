@@ -1,0 +1,1263 @@
+//! The OMA DS server session, sans I/O: a decoded message and a store transaction in,
+//! the reply message out.
+//!
+//! [`Engine::handle`] runs inside one store transaction per incoming message (the HTTP
+//! layer opens it), so every item, map entry and mark a message changes commits or
+//! rolls back together. The session's state lives in the store between messages
+//! ([`state::SessionState`]), so any node can take the next message of any session.
+//!
+//! Change semantics (DESIGN §4): each terminal receives exactly the revisions of a
+//! datastore above the mark it has acknowledged, except those it wrote itself; anchors
+//! and the mark move only when the session completes (package 5 answered).
+
+pub mod state;
+
+use crate::datastores::{self, DatastoreDef};
+use crate::store::{
+    AuditEvent, ChangeKind, DatastoreKey, LockoutKey, MapEntry, NewItem, SessionRecord, StoreError,
+    SyncKey, SyncState, Terminal, Timestamp, Tx,
+};
+use state::{DsState, Phase, SessionState};
+use syncml_core::auth;
+use syncml_core::model::{
+    Alert, Anchor, Chal, Command, Data, Delete, GetPut, Item, ItemCommand, Meta, Results, Source,
+    Status, Sync, SyncHdr, SyncMl, Target,
+};
+use syncml_core::tree::SyncMlVersion;
+use syncml_core::{AlertCode, Encoding, StatusCode};
+use tracing::{debug, info, warn};
+
+/// How a conflict (the client changed an item another terminal changed since this
+/// terminal last synced) is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictPolicy {
+    /// The server's version stays; the client gets 419 and receives the server version.
+    #[default]
+    ServerWins,
+    /// The client's version is stored; 208.
+    ClientWins,
+    /// The client's version is stored as a new item next to the server's; 209.
+    Duplicate,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// MaxMsgSize we advertise (the HTTP body limit must be at least this).
+    pub max_msg_size: u64,
+    /// MaxObjSize we advertise.
+    pub max_obj_size: u64,
+    /// Seconds a session may stay idle before it expires.
+    pub session_ttl: i64,
+    /// Accept `syncml:auth-basic` on plain HTTP (it sends the password in clear).
+    pub allow_basic_without_tls: bool,
+    /// Conflict resolution.
+    pub conflict_policy: ConflictPolicy,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            max_msg_size: 1024 * 1024,
+            max_obj_size: 16 * 1024 * 1024,
+            session_ttl: 15 * 60,
+            allow_basic_without_tls: false,
+            conflict_policy: ConflictPolicy::ServerWins,
+        }
+    }
+}
+
+/// One incoming message with what the transport knows about it.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    /// The decoded message.
+    pub msg: &'a SyncMl,
+    /// Its encoding (the reply uses the same).
+    pub encoding: Encoding,
+    /// The RespURI token it was posted with.
+    pub session_token: Option<&'a str>,
+    /// The URL it was posted to (without query), to build our RespURI.
+    pub base_url: &'a str,
+    /// True over TLS.
+    pub tls: bool,
+    /// The peer's address, for the audit log.
+    pub remote: &'a str,
+}
+
+/// The server DS engine.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    cfg: EngineConfig,
+}
+
+/// Builds the reply message: numbers commands, holds statuses and commands apart.
+struct Reply {
+    next_cmd: u32,
+    statuses: Vec<Command>,
+    commands: Vec<Command>,
+}
+
+impl Reply {
+    fn id(&mut self) -> String {
+        self.next_cmd += 1;
+        self.next_cmd.to_string()
+    }
+
+    fn status(&mut self, msg_ref: &str, cmd: &Command, code: StatusCode) -> usize {
+        let mut s = Status::new(self.id(), msg_ref, cmd.cmd_id(), cmd.name(), code);
+        if cmd.items().len() == 1 {
+            let it = &cmd.items()[0];
+            if let Some(t) = &it.target {
+                s.target_refs.push(t.loc_uri.clone());
+            }
+            if let Some(src) = &it.source {
+                s.source_refs.push(src.loc_uri.clone());
+            }
+        }
+        self.statuses.push(Command::Status(s));
+        self.statuses.len() - 1
+    }
+
+    fn item_status(&mut self, msg_ref: &str, cmd: &Command, item: &Item, code: StatusCode) {
+        let mut s = Status::new(self.id(), msg_ref, cmd.cmd_id(), cmd.name(), code);
+        if let Some(t) = &item.target {
+            s.target_refs.push(t.loc_uri.clone());
+        }
+        if let Some(src) = &item.source {
+            s.source_refs.push(src.loc_uri.clone());
+        }
+        self.statuses.push(Command::Status(s));
+    }
+}
+
+fn fmt_anchor(now: Timestamp) -> String {
+    // ISO 8601 basic UTC (REP-36), from Unix seconds without a date library.
+    let secs = now.unix_secs().max(0);
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z")
+}
+
+/// Item content with volatile lines removed, for slow-sync matching.
+fn content_key(data: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(data);
+    let mut lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| {
+            let u = l.to_ascii_uppercase();
+            !(u.starts_with("REV:")
+                || u.starts_with("PRODID:")
+                || u.starts_with("UID:")
+                || u.starts_with("DTSTAMP:")
+                || u.starts_with("LAST-MODIFIED:")
+                || u.starts_with("X-")
+                || l.is_empty())
+        })
+        .collect();
+    lines.sort_unstable();
+    lines.join("\n").into_bytes()
+}
+
+fn item_bytes(item: &Item, meta: Option<&Meta>) -> Vec<u8> {
+    let b64 = item
+        .meta
+        .as_ref()
+        .and_then(|m| m.format.as_deref())
+        .or_else(|| meta.and_then(|m| m.format.as_deref()))
+        .is_some_and(|f| f.trim().eq_ignore_ascii_case("b64"));
+    let raw = item.data.as_ref().and_then(Data::as_bytes).unwrap_or(&[]);
+    if b64 {
+        use base64::Engine as _;
+        let cleaned: Vec<u8> = raw
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        if let Ok(d) = base64::engine::general_purpose::STANDARD.decode(cleaned) {
+            return d;
+        }
+    }
+    raw.to_vec()
+}
+
+fn content_type(item: &Item, meta: Option<&Meta>, def: &DatastoreDef) -> String {
+    item.meta
+        .as_ref()
+        .and_then(|m| m.r#type.clone())
+        .or_else(|| meta.and_then(|m| m.r#type.clone()))
+        .unwrap_or_else(|| def.preferred.0.to_string())
+}
+
+impl Engine {
+    /// An engine with these settings.
+    pub fn new(cfg: EngineConfig) -> Engine {
+        Engine { cfg }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Handles one message inside the caller's transaction and returns the reply.
+    ///
+    /// `rng` fills buffers with random bytes (nonces, session keys); `now` is the
+    /// current time. Store errors abort the message (the transaction rolls back).
+    pub fn handle(
+        &self,
+        tx: &mut dyn Tx,
+        inc: &Incoming<'_>,
+        now: Timestamp,
+        rng: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<SyncMl, StoreError> {
+        let msg = inc.msg;
+        let hdr = &msg.header;
+        let terminal_id = hdr.source.loc_uri.trim().to_string();
+
+        // The session: continue a stored one, or start anew.
+        let mut st = match inc.session_token {
+            Some(tok) => match tx.session_load(tok, now)? {
+                Some(rec) if rec.terminal_id == terminal_id => {
+                    match serde_json::from_slice::<SessionState>(&rec.state) {
+                        Ok(s) if s.client_session_id == hdr.session_id => s,
+                        Ok(_) => {
+                            debug!(token = tok, "client started a new session");
+                            self.new_state(hdr, rng)
+                        }
+                        Err(e) => {
+                            warn!(token = tok, error = %e, "unreadable session state; starting anew");
+                            self.new_state(hdr, rng)
+                        }
+                    }
+                }
+                Some(_) => {
+                    warn!(token = tok, terminal = %terminal_id, "session token of another terminal");
+                    self.new_state(hdr, rng)
+                }
+                None => self.new_state(hdr, rng),
+            },
+            None => self.new_state(hdr, rng),
+        };
+        if st.phase == Phase::Done {
+            st = self.new_state(hdr, rng);
+        }
+        st.client_max_msg_size = hdr
+            .meta
+            .as_ref()
+            .and_then(|m| m.max_msg_size)
+            .or(st.client_max_msg_size);
+        st.client_max_obj_size = hdr
+            .meta
+            .as_ref()
+            .and_then(|m| m.max_obj_size)
+            .or(st.client_max_obj_size);
+
+        let mut reply = Reply {
+            next_cmd: 0,
+            statuses: Vec::new(),
+            commands: Vec::new(),
+        };
+        let msg_ref = hdr.msg_id.clone();
+
+        // Authentication (once per session).
+        let hdr_status_idx;
+        {
+            let mut s = Status::new(reply.id(), &msg_ref, "0", "SyncHdr", StatusCode::OK);
+            s.target_refs.push(hdr.target.loc_uri.clone());
+            s.source_refs.push(hdr.source.loc_uri.clone());
+            reply.statuses.push(Command::Status(s));
+            hdr_status_idx = 0;
+        }
+        if !st.authenticated {
+            match self.authenticate(tx, inc, &terminal_id, now, rng)? {
+                AuthOutcome::Accepted { subscriber, nonce } => {
+                    st.authenticated = true;
+                    st.subscriber = Some(subscriber);
+                    if let Some(Command::Status(s)) = reply.statuses.get_mut(hdr_status_idx) {
+                        s.data = StatusCode::AUTHENTICATION_ACCEPTED;
+                        s.chal = Some(md5_chal(&nonce));
+                    }
+                }
+                AuthOutcome::Refused { code, nonce } => {
+                    if let Some(Command::Status(s)) = reply.statuses.get_mut(hdr_status_idx) {
+                        s.data = code;
+                        s.chal = Some(md5_chal(&nonce));
+                    }
+                    // Nothing of this message is processed; the session is not kept.
+                    return Ok(self.finish(&st, inc, reply, true));
+                }
+            }
+        }
+        let Some(subscriber) = st.subscriber.clone() else {
+            return Ok(self.finish(&st, inc, reply, true));
+        };
+        let terminal = match tx.terminal_get(&subscriber, &terminal_id)? {
+            Some(t) if !t.revoked => t,
+            _ => {
+                if let Some(Command::Status(s)) = reply.statuses.get_mut(hdr_status_idx) {
+                    s.data = StatusCode::INVALID_CREDENTIALS;
+                }
+                tx.session_delete(&st.key)?;
+                return Ok(self.finish(&st, inc, reply, true));
+            }
+        };
+
+        let mut saw_sync = false;
+        let mut asked_next = false;
+        for cmd in &msg.body.commands {
+            match cmd {
+                Command::Status(_) => {}
+                Command::Put(p) => self.put_devinf(tx, &subscriber, &terminal_id, &msg_ref, cmd, p, &mut reply)?,
+                Command::Results(r) => {
+                    if let Some(Data::DevInf(d)) = r.items.first().and_then(|i| i.data.as_ref()) {
+                        store_devinf(tx, &subscriber, &terminal_id, d)?;
+                    }
+                    reply.status(&msg_ref, cmd, StatusCode::OK);
+                }
+                Command::Get(g) => self.get(&st, inc, &msg_ref, cmd, g, &mut reply),
+                Command::Alert(a) => {
+                    let code = a.data.map(|c| c.0).unwrap_or(0);
+                    if code == 222 {
+                        asked_next = true;
+                        reply.status(&msg_ref, cmd, StatusCode::OK);
+                    } else {
+                        self.alert(tx, &mut st, &terminal, &msg_ref, cmd, a, now, &mut reply)?;
+                    }
+                }
+                Command::Sync(s) => {
+                    saw_sync = true;
+                    self.client_sync(tx, &mut st, &terminal, &msg_ref, cmd, s, now, &mut reply)?;
+                }
+                Command::Map(m) => {
+                    let code = match datastores::resolve(&m.target.loc_uri)
+                        .and_then(|d| st.stores.iter().find(|s| s.name == d.name))
+                    {
+                        Some(ds) => {
+                            let entries: Vec<MapEntry> = m
+                                .map_items
+                                .iter()
+                                .map(|mi| MapEntry::new(mi.source.loc_uri.trim(), mi.target.loc_uri.trim()))
+                                .collect();
+                            tx.map_put(SyncKey::new(&subscriber, &terminal_id, &ds.name), &entries)?;
+                            StatusCode::OK
+                        }
+                        None => StatusCode::NOT_FOUND,
+                    };
+                    let i = reply.status(&msg_ref, cmd, code);
+                    if let Some(Command::Status(s)) = reply.statuses.get_mut(i) {
+                        s.target_refs = vec![m.target.loc_uri.clone()];
+                        s.source_refs = vec![m.source.loc_uri.clone()];
+                    }
+                }
+                Command::Add(_) | Command::Replace(_) | Command::Delete(_) | Command::Copy(_) | Command::Move(_) => {
+                    // Data commands belong inside a Sync.
+                    reply.status(&msg_ref, cmd, StatusCode::COMMAND_NOT_ALLOWED);
+                }
+                _ => {
+                    reply.status(&msg_ref, cmd, StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED);
+                }
+            }
+        }
+
+        let mut is_final = msg.body.is_final;
+        if msg.body.is_final || asked_next {
+            match st.phase {
+                Phase::Init => {
+                    st.phase = Phase::ClientSync;
+                    if saw_sync {
+                        // Combined initialisation: package 2 and 4 in one reply.
+                        is_final = self.start_pkg4(tx, &mut st, &terminal, inc, now, &mut reply)?;
+                    }
+                }
+                Phase::ClientSync => {
+                    if saw_sync || msg.body.is_final {
+                        is_final = self.start_pkg4(tx, &mut st, &terminal, inc, now, &mut reply)?;
+                    }
+                }
+                Phase::ServerSync => {
+                    is_final = self.continue_pkg4(&mut st, inc, &mut reply)?;
+                }
+                Phase::Map => {
+                    if msg.body.is_final {
+                        self.complete(tx, &mut st, &terminal, now)?;
+                        st.phase = Phase::Done;
+                        info!(subscriber = %subscriber, terminal = %terminal_id, "session complete");
+                    }
+                }
+                Phase::Done => {}
+            }
+        } else {
+            // A message of a multi-message package: ask for the next one.
+            let id = reply.id();
+            reply.commands.push(Command::Alert(Alert {
+                cmd_id: id,
+                data: Some(AlertCode(222)),
+                items: vec![Item {
+                    target: Some(Target::new(hdr.source.loc_uri.clone())),
+                    source: Some(Source::new(hdr.target.loc_uri.clone())),
+                    ..Item::default()
+                }],
+                ..Alert::default()
+            }));
+            is_final = false;
+        }
+
+        // Persist (or drop) the session.
+        if st.phase == Phase::Done {
+            tx.session_delete(&st.key)?;
+            tx.terminal_touch_last_session(&subscriber, &terminal_id, now)?;
+        } else {
+            let state = serde_json::to_vec(&st)
+                .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
+            tx.session_save(&SessionRecord {
+                key: st.key.clone(),
+                subscriber_id: subscriber.clone(),
+                terminal_id: terminal_id.clone(),
+                state,
+                created_at: now,
+                expires_at: Timestamp::from_unix_secs(now.unix_secs() + self.cfg.session_ttl),
+            })?;
+        }
+        Ok(self.finish(&st, inc, reply, is_final))
+    }
+
+    fn new_state(&self, hdr: &SyncHdr, rng: &mut dyn FnMut(&mut [u8])) -> SessionState {
+        let mut key = [0u8; 18];
+        rng(&mut key);
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+        SessionState {
+            key,
+            client_session_id: hdr.session_id.clone(),
+            terminal: hdr.source.loc_uri.trim().to_string(),
+            ver_dtd: if hdr.ver_dtd.trim().is_empty() {
+                "1.2".into()
+            } else {
+                hdr.ver_dtd.trim().to_string()
+            },
+            ver_proto: if hdr.ver_proto.trim().is_empty() {
+                "SyncML/1.2".into()
+            } else {
+                hdr.ver_proto.trim().to_string()
+            },
+            next_msg_id: 1,
+            ..SessionState::default()
+        }
+    }
+
+    /// Assembles the reply: header, statuses (header status first), commands, Final.
+    fn finish(&self, st: &SessionState, inc: &Incoming<'_>, reply: Reply, is_final: bool) -> SyncMl {
+        let hdr = &inc.msg.header;
+        let version = SyncMlVersion::from_ver_dtd(&st.ver_dtd).unwrap_or_default();
+        let mut h = SyncHdr::new(
+            version,
+            hdr.session_id.clone(),
+            st.next_msg_id.to_string(),
+            hdr.source.loc_uri.clone(),
+            hdr.target.loc_uri.clone(),
+        );
+        h.ver_proto = st.ver_proto.clone();
+        h.target.loc_name = hdr.source.loc_name.clone();
+        if st.authenticated && st.phase != Phase::Done {
+            h.resp_uri = Some(format!("{}?s={}", inc.base_url, st.key));
+        }
+        h.meta = Some(Meta {
+            max_msg_size: Some(self.cfg.max_msg_size),
+            max_obj_size: Some(self.cfg.max_obj_size),
+            ..Meta::default()
+        });
+        let mut commands = reply.statuses;
+        commands.extend(reply.commands);
+        SyncMl {
+            header: h,
+            body: syncml_core::model::SyncBody {
+                commands,
+                is_final,
+            },
+        }
+    }
+
+    fn authenticate(
+        &self,
+        tx: &mut dyn Tx,
+        inc: &Incoming<'_>,
+        terminal_id: &str,
+        now: Timestamp,
+        rng: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<AuthOutcome, StoreError> {
+        let hdr = &inc.msg.header;
+        let new_nonce = |rng: &mut dyn FnMut(&mut [u8])| {
+            auth::nonce::encode_next_nonce(&auth::nonce::generate(rng, 16))
+        };
+        let audit = |tx: &mut dyn Tx, sub: Option<&str>, code: StatusCode, reason: &str| {
+            warn!(terminal = terminal_id, subscriber = ?sub, status = code.0, reason, "authentication refused");
+            tx.audit_append(&AuditEvent {
+                at: now,
+                subscriber_id: sub.map(str::to_string),
+                terminal_id: Some(terminal_id.to_string()),
+                kind: "auth".into(),
+                status: Some(code.0),
+                reason: reason.to_string(),
+                remote_addr: Some(inc.remote.to_string()),
+            })
+            .map(|_| ())
+        };
+
+        let terminal: Option<Terminal> = tx.terminal_find(terminal_id)?;
+        let Some(cred) = &hdr.cred else {
+            let nonce = new_nonce(rng);
+            if let Some(t) = &terminal {
+                tx.terminal_set_nonce(&t.subscriber_id, &t.terminal_id, Some(&nonce))?;
+            }
+            audit(tx, hdr.source.loc_name.as_deref(), StatusCode::MISSING_CREDENTIALS, "no credentials")?;
+            return Ok(AuthOutcome::Refused {
+                code: StatusCode::MISSING_CREDENTIALS,
+                nonce,
+            });
+        };
+        let scheme = cred
+            .meta
+            .as_ref()
+            .and_then(|m| m.r#type.clone())
+            .unwrap_or_else(|| auth::TYPE_BASIC.to_string());
+        let data = cred.data.as_bytes().unwrap_or(&[]).to_vec();
+
+        let refuse = |tx: &mut dyn Tx, rng: &mut dyn FnMut(&mut [u8]), t: Option<&Terminal>, reason: &str| {
+            let nonce = new_nonce(rng);
+            if let Some(t) = t {
+                tx.terminal_set_nonce(&t.subscriber_id, &t.terminal_id, Some(&nonce))?;
+                tx.lockout_record_failure(LockoutKey::Terminal(&t.terminal_id), now)?;
+                tx.lockout_record_failure(LockoutKey::Subscriber(&t.subscriber_id), now)?;
+            }
+            audit(tx, hdr.source.loc_name.as_deref(), StatusCode::INVALID_CREDENTIALS, reason)?;
+            Ok::<_, StoreError>(AuthOutcome::Refused {
+                code: StatusCode::INVALID_CREDENTIALS,
+                nonce,
+            })
+        };
+
+        let Some(t) = terminal else {
+            return refuse(tx, rng, None, "unknown terminal");
+        };
+        if t.revoked {
+            return refuse(tx, rng, Some(&t), "terminal revoked");
+        }
+        for key in [LockoutKey::Terminal(&t.terminal_id), LockoutKey::Subscriber(&t.subscriber_id)] {
+            if tx.lockout_get(key)?.is_some_and(|l| l.is_locked(now)) {
+                let nonce = new_nonce(rng);
+                audit(tx, Some(&t.subscriber_id), StatusCode::INVALID_CREDENTIALS, "locked out after repeated failures")?;
+                return Ok(AuthOutcome::Refused {
+                    code: StatusCode::INVALID_CREDENTIALS,
+                    nonce,
+                });
+            }
+        }
+        let claimed_user = hdr.source.loc_name.as_deref().map(str::trim);
+        let ok = if scheme.trim().eq_ignore_ascii_case(auth::TYPE_MD5) {
+            if claimed_user != Some(t.subscriber_id.as_str()) {
+                return refuse(tx, rng, Some(&t), "LocName is not the terminal's subscriber");
+            }
+            let nonce_bytes = t
+                .next_nonce
+                .as_deref()
+                .map(auth::nonce::decode_next_nonce)
+                .transpose()
+                .unwrap_or(None)
+                .unwrap_or_default();
+            match &t.md5_verifier {
+                Some(v) => auth::md5::verify(&data, v.expose(), &nonce_bytes),
+                None => false,
+            }
+        } else if scheme.trim().eq_ignore_ascii_case(auth::TYPE_BASIC) {
+            if !inc.tls && !self.cfg.allow_basic_without_tls {
+                return refuse(tx, rng, Some(&t), "auth-basic refused without TLS");
+            }
+            match auth::basic::decode(&data) {
+                Ok((user, pass)) => {
+                    user == t.subscriber_id
+                        && claimed_user.is_none_or(|u| u == t.subscriber_id)
+                        && t.basic_verifier
+                            .as_ref()
+                            .is_some_and(|v| crate::password::verify(v.expose(), &pass))
+                }
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
+        if !ok {
+            return refuse(tx, rng, Some(&t), "wrong credentials");
+        }
+        tx.lockout_reset(LockoutKey::Terminal(&t.terminal_id))?;
+        tx.lockout_reset(LockoutKey::Subscriber(&t.subscriber_id))?;
+        let nonce = new_nonce(rng);
+        tx.terminal_set_nonce(&t.subscriber_id, &t.terminal_id, Some(&nonce))?;
+        tx.audit_append(&AuditEvent {
+            at: now,
+            subscriber_id: Some(t.subscriber_id.clone()),
+            terminal_id: Some(t.terminal_id.clone()),
+            kind: "auth".into(),
+            status: Some(212),
+            reason: format!("accepted ({scheme})"),
+            remote_addr: Some(inc.remote.to_string()),
+        })?;
+        Ok(AuthOutcome::Accepted {
+            subscriber: t.subscriber_id,
+            nonce,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn put_devinf(
+        &self,
+        tx: &mut dyn Tx,
+        subscriber: &str,
+        terminal: &str,
+        msg_ref: &str,
+        cmd: &Command,
+        p: &GetPut,
+        reply: &mut Reply,
+    ) -> Result<(), StoreError> {
+        let code = match p.items.first().and_then(|i| i.data.as_ref()) {
+            Some(Data::DevInf(d)) => {
+                store_devinf(tx, subscriber, terminal, d)?;
+                StatusCode::OK
+            }
+            _ => StatusCode::UNSUPPORTED_MEDIA_TYPE_OR_FORMAT,
+        };
+        reply.status(msg_ref, cmd, code);
+        Ok(())
+    }
+
+    fn get(&self, st: &SessionState, inc: &Incoming<'_>, msg_ref: &str, cmd: &Command, g: &GetPut, reply: &mut Reply) {
+        let target = g
+            .items
+            .first()
+            .and_then(|i| i.target.as_ref())
+            .map(|t| t.loc_uri.trim().to_string())
+            .unwrap_or_default();
+        if target != "./devinf12" && target != "./devinf11" && target != "./devinf10" {
+            reply.status(msg_ref, cmd, StatusCode::NOT_FOUND);
+            return;
+        }
+        reply.status(msg_ref, cmd, StatusCode::OK);
+        let v11 = st.ver_dtd == "1.1" || target == "./devinf11";
+        let devinf = datastores::server_devinf(v11, inc.base_url);
+        let id = reply.id();
+        reply.commands.push(Command::Results(Results {
+            cmd_id: id,
+            msg_ref: msg_ref.to_string(),
+            cmd_ref: g.cmd_id.clone(),
+            meta: Some(Meta::of_type(inc.encoding.devinf_mime_type())),
+            target_ref: None,
+            source_ref: None,
+            items: vec![Item {
+                source: Some(Source::new(target)),
+                data: Some(Data::DevInf(Box::new(devinf))),
+                ..Item::default()
+            }],
+        }));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alert(
+        &self,
+        tx: &mut dyn Tx,
+        st: &mut SessionState,
+        terminal: &Terminal,
+        msg_ref: &str,
+        cmd: &Command,
+        a: &Alert,
+        now: Timestamp,
+        reply: &mut Reply,
+    ) -> Result<(), StoreError> {
+        let code = a.data.map(|c| c.0).unwrap_or(0);
+        let Some(item) = a.items.first() else {
+            reply.status(msg_ref, cmd, StatusCode::INCOMPLETE_COMMAND);
+            return Ok(());
+        };
+        let server_uri = item.target.as_ref().map(|t| t.loc_uri.clone()).unwrap_or_default();
+        let client_uri = item.source.as_ref().map(|s| s.loc_uri.clone()).unwrap_or_default();
+        // Server-alerted codes answered by the client map to their client equivalents.
+        let requested = match code {
+            206 => 200,
+            207 => 202,
+            208 => 203,
+            209 => 204,
+            210 => 205,
+            c => c,
+        };
+        if !(200..=205).contains(&requested) {
+            reply.status(msg_ref, cmd, StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED);
+            return Ok(());
+        }
+        let Some(def) = datastores::resolve(&server_uri) else {
+            info!(uri = %server_uri, "alert for an unknown datastore");
+            reply.status(msg_ref, cmd, StatusCode::NOT_FOUND);
+            return Ok(());
+        };
+        if !terminal.classes.is_empty()
+            && !terminal.classes.iter().any(|c| c == def.name || (def.name == "rights" && c == "apps"))
+        {
+            info!(datastore = def.name, terminal = %terminal.terminal_id, "datastore outside the terminal's classes");
+            tx.audit_append(&AuditEvent {
+                at: now,
+                subscriber_id: Some(terminal.subscriber_id.clone()),
+                terminal_id: Some(terminal.terminal_id.clone()),
+                kind: "datastore".into(),
+                status: Some(403),
+                reason: format!("{} is not among the terminal's data classes", def.name),
+                remote_addr: None,
+            })?;
+            reply.status(msg_ref, cmd, StatusCode::FORBIDDEN);
+            return Ok(());
+        }
+        let anchor = item.meta.as_ref().and_then(|m| m.anchor.clone()).unwrap_or(Anchor {
+            last: None,
+            next: String::new(),
+        });
+        let key = SyncKey::new(&terminal.subscriber_id, &terminal.terminal_id, def.name);
+        let prev = tx.sync_state_get(key)?;
+        let anchors_match = match (&prev, &anchor.last) {
+            (Some(p), Some(last)) => p.client_anchor.as_deref().map(str::trim) == Some(last.trim()),
+            _ => false,
+        };
+        let mut effective = requested;
+        let mut status = StatusCode::OK;
+        if matches!(requested, 200 | 202 | 204) && !anchors_match {
+            // First sync or anchor mismatch: refresh required, slow sync (SRV, SP11 §2.2.1).
+            effective = 201;
+            status = StatusCode::REFRESH_REQUIRED;
+        }
+        if matches!(effective, 201 | 203 | 205) {
+            // The client's item IDs are re-established by this sync.
+            tx.map_clear(key)?;
+        }
+        let server_next = fmt_anchor(now);
+        let ds = DsState {
+            name: def.name.to_string(),
+            client_uri: client_uri.clone(),
+            server_uri: server_uri.clone(),
+            alert: effective,
+            client_next: anchor.next.trim().to_string(),
+            server_next: server_next.clone(),
+            server_last: prev.as_ref().and_then(|p| p.server_anchor.clone()),
+            acked_before: if matches!(effective, 201 | 203 | 205) {
+                0
+            } else {
+                prev.as_ref().map(|p| p.acked_revision).unwrap_or(0)
+            },
+            snapshot_rev: None,
+            client_sync_seen: false,
+            written: Vec::new(),
+            sent_changes: 0,
+        };
+        st.stores.retain(|s| s.name != def.name);
+        let server_last = ds.server_last.clone();
+        st.stores.push(ds);
+        debug!(datastore = def.name, requested, effective, "alert");
+        let i = reply.status(msg_ref, cmd, status);
+        if let Some(Command::Status(s)) = reply.statuses.get_mut(i) {
+            s.items = vec![Item {
+                data: Some(Data::Anchor(Anchor {
+                    last: None,
+                    next: anchor.next.clone(),
+                })),
+                ..Item::default()
+            }];
+        }
+        let id = reply.id();
+        reply.commands.push(Command::Alert(Alert {
+            cmd_id: id,
+            data: Some(AlertCode(effective)),
+            items: vec![Item {
+                target: Some(Target::new(client_uri)),
+                source: Some(Source::new(server_uri)),
+                meta: Some(Meta {
+                    anchor: Some(Anchor {
+                        last: server_last,
+                        next: server_next,
+                    }),
+                    max_obj_size: Some(self.cfg.max_obj_size),
+                    ..Meta::default()
+                }),
+                ..Item::default()
+            }],
+            ..Alert::default()
+        }));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn client_sync(
+        &self,
+        tx: &mut dyn Tx,
+        st: &mut SessionState,
+        terminal: &Terminal,
+        msg_ref: &str,
+        cmd: &Command,
+        s: &Sync,
+        now: Timestamp,
+        reply: &mut Reply,
+    ) -> Result<(), StoreError> {
+        let target = s.target.as_ref().map(|t| t.loc_uri.clone()).unwrap_or_default();
+        let def = datastores::resolve(&target);
+        let Some(def) = def.filter(|d| st.stores.iter().any(|x| x.name == d.name)) else {
+            reply.status(msg_ref, cmd, StatusCode::NOT_FOUND);
+            for c in &s.commands {
+                reply.status(msg_ref, c, StatusCode::NOT_FOUND);
+            }
+            return Ok(());
+        };
+        let i = reply.status(msg_ref, cmd, StatusCode::OK);
+        if let Some(Command::Status(x)) = reply.statuses.get_mut(i) {
+            x.target_refs = vec![target.clone()];
+            x.source_refs = s.source.iter().map(|x| x.loc_uri.clone()).collect();
+        }
+        let sub = terminal.subscriber_id.as_str();
+        let term = terminal.terminal_id.as_str();
+        let dsk = DatastoreKey::new(sub, def.name);
+        let sk = SyncKey::new(sub, term, def.name);
+        let Some(ds) = st.store_mut(def.name) else {
+            return Ok(());
+        };
+        ds.client_sync_seen = true;
+        let alert = ds.alert;
+        if matches!(alert, 204 | 205) {
+            // One-way / refresh from server: the client must not send changes.
+            for c in &s.commands {
+                reply.status(msg_ref, c, StatusCode::COMMAND_NOT_ALLOWED);
+            }
+            return Ok(());
+        }
+        // Slow sync and refresh from client match the client's items against ours.
+        let mut unmatched: Vec<(Vec<u8>, String)> = Vec::new();
+        if matches!(alert, 201 | 203) {
+            let mapped: std::collections::HashSet<String> =
+                tx.map_list(sk)?.into_iter().map(|m| m.guid).collect();
+            for it in tx.items_list_live(dsk)? {
+                if !mapped.contains(&it.guid) {
+                    unmatched.push((content_key(&it.data), it.guid));
+                }
+            }
+        }
+        let mut conflicts_since = None;
+        for c in &s.commands {
+            let meta = match c {
+                Command::Add(x) | Command::Replace(x) => x.meta.as_ref(),
+                Command::Delete(d) => d.meta.as_ref(),
+                _ => None,
+            };
+            match c {
+                Command::Add(ic) | Command::Replace(ic) => {
+                    let is_add = matches!(c, Command::Add(_));
+                    for item in &ic.items {
+                        if item.more_data {
+                            // Large objects arriving in chunks are not accepted yet.
+                            reply.item_status(msg_ref, c, item, StatusCode::PARTIAL_ITEM_NOT_ACCEPTED);
+                            continue;
+                        }
+                        let luid = item
+                            .source
+                            .as_ref()
+                            .or(None)
+                            .map(|s| s.loc_uri.trim().to_string())
+                            .or_else(|| item.target.as_ref().map(|t| t.loc_uri.trim().to_string()))
+                            .unwrap_or_default();
+                        let data = item_bytes(item, meta);
+                        if data.len() as u64 > self.cfg.max_obj_size {
+                            reply.item_status(msg_ref, c, item, StatusCode::REQUEST_ENTITY_TOO_LARGE);
+                            continue;
+                        }
+                        let ctype = content_type(item, meta, def);
+                        let mut guid = if luid.is_empty() { None } else { tx.map_guid_for_luid(sk, &luid)? };
+                        let mut code = if is_add { StatusCode::ITEM_ADDED } else { StatusCode::OK };
+                        if guid.is_none() && matches!(alert, 201 | 203) {
+                            let k = content_key(&data);
+                            if let Some(pos) = unmatched.iter().position(|(ck, _)| *ck == k) {
+                                let (_, g) = unmatched.swap_remove(pos);
+                                // Same content already on the server: map, don't duplicate.
+                                tx.map_put(sk, &[MapEntry::new(luid.clone(), g.clone())])?;
+                                if let Some(ds) = st.store_mut(def.name) {
+                                    ds.written.push(g);
+                                }
+                                reply.item_status(msg_ref, c, item, code);
+                                continue;
+                            }
+                        }
+                        if let Some(g) = &guid {
+                            if tx.item_get(dsk, g)?.is_none_or(|i| i.deleted) {
+                                guid = None;
+                            }
+                        }
+                        if guid.is_none() {
+                            code = StatusCode::ITEM_ADDED;
+                        } else if alert == 200 {
+                            // Conflict: another terminal changed this item since our mark.
+                            let since = match conflicts_since {
+                                Some(v) => v,
+                                None => {
+                                    let acked = st.stores.iter().find(|d| d.name == def.name).map(|d| d.acked_before).unwrap_or(0);
+                                    let set: std::collections::HashSet<String> = tx
+                                        .changes_since(dsk, acked, Some(term), None)?
+                                        .into_iter()
+                                        .map(|ch| ch.guid)
+                                        .collect();
+                                    conflicts_since = Some(0);
+                                    CONFLICTS.with(|c| *c.borrow_mut() = set);
+                                    0
+                                }
+                            };
+                            let _ = since;
+                            let conflicted = guid
+                                .as_ref()
+                                .is_some_and(|g| CONFLICTS.with(|c| c.borrow().contains(g)));
+                            if conflicted {
+                                match self.cfg.conflict_policy {
+                                    ConflictPolicy::ServerWins => {
+                                        reply.item_status(msg_ref, c, item, StatusCode::CONFLICT_RESOLVED_WITH_SERVER_DATA);
+                                        continue;
+                                    }
+                                    ConflictPolicy::ClientWins => code = StatusCode::CONFLICT_RESOLVED_WITH_CLIENT_COMMAND_WINNING,
+                                    ConflictPolicy::Duplicate => {
+                                        guid = None;
+                                        code = StatusCode::CONFLICT_RESOLVED_WITH_DUPLICATE;
+                                    }
+                                }
+                            }
+                        }
+                        let put = tx.items_put(
+                            dsk,
+                            Some(term),
+                            &[NewItem {
+                                guid: guid.clone(),
+                                content_type: ctype,
+                                data,
+                            }],
+                            now,
+                        )?;
+                        if let Some(p) = put.into_iter().next() {
+                            if guid.is_none() && !luid.is_empty() {
+                                tx.map_put(sk, &[MapEntry::new(luid.clone(), p.guid.clone())])?;
+                            }
+                            if let Some(ds) = st.store_mut(def.name) {
+                                ds.written.push(p.guid);
+                            }
+                        }
+                        reply.item_status(msg_ref, c, item, code);
+                    }
+                }
+                Command::Delete(d) => {
+                    for item in &d.items {
+                        let luid = item
+                            .source
+                            .as_ref()
+                            .map(|s| s.loc_uri.trim().to_string())
+                            .or_else(|| item.target.as_ref().map(|t| t.loc_uri.trim().to_string()))
+                            .unwrap_or_default();
+                        let code = match tx.map_guid_for_luid(sk, &luid)? {
+                            Some(g) => {
+                                let r = tx.items_delete(dsk, Some(term), std::slice::from_ref(&g), now)?;
+                                tx.map_remove_luids(sk, std::slice::from_ref(&luid))?;
+                                if r.first().copied().flatten().is_some() {
+                                    StatusCode::OK
+                                } else {
+                                    StatusCode::ITEM_NOT_DELETED
+                                }
+                            }
+                            None => StatusCode::ITEM_NOT_DELETED,
+                        };
+                        reply.item_status(msg_ref, c, item, code);
+                    }
+                }
+                other => {
+                    reply.status(msg_ref, other, StatusCode::COMMAND_NOT_ALLOWED);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds package 4 (the server's modifications) and sends as much as fits.
+    fn start_pkg4(
+        &self,
+        tx: &mut dyn Tx,
+        st: &mut SessionState,
+        terminal: &Terminal,
+        inc: &Incoming<'_>,
+        now: Timestamp,
+        reply: &mut Reply,
+    ) -> Result<bool, StoreError> {
+        let sub = terminal.subscriber_id.clone();
+        let term = terminal.terminal_id.clone();
+        let mut syncs = Vec::new();
+        let mut next_id = 1000u32;
+        let mut id = || {
+            next_id += 1;
+            next_id.to_string()
+        };
+        for ds in st.stores.iter_mut() {
+            let dsk = DatastoreKey::new(&sub, &ds.name);
+            let sk = SyncKey::new(&sub, &term, &ds.name);
+            let snapshot = tx.datastore_revision(dsk)?;
+            ds.snapshot_rev = Some(snapshot);
+            if ds.alert == 203 {
+                // Refresh from client: the server keeps exactly what the client sent.
+                let keep: std::collections::HashSet<&String> = ds.written.iter().collect();
+                let doomed: Vec<String> = tx
+                    .items_list_live(dsk)?
+                    .into_iter()
+                    .map(|i| i.guid)
+                    .filter(|g| !keep.contains(g))
+                    .collect();
+                if !doomed.is_empty() {
+                    tx.items_delete(dsk, Some(&term), &doomed, now)?;
+                }
+                ds.snapshot_rev = Some(tx.datastore_revision(dsk)?);
+            }
+            let mut cmds: Vec<Command> = Vec::new();
+            let want_changes = matches!(ds.alert, 200 | 201 | 204 | 205);
+            if want_changes {
+                let mapped: std::collections::HashMap<String, String> = tx
+                    .map_list(sk)?
+                    .into_iter()
+                    .map(|m| (m.guid, m.luid))
+                    .collect();
+                if matches!(ds.alert, 201 | 205) {
+                    for it in tx.items_list_live(dsk)? {
+                        if !mapped.contains_key(&it.guid) {
+                            cmds.push(add_cmd(id(), inc.encoding, &it.guid, &it.content_type, it.data));
+                        }
+                    }
+                } else {
+                    for ch in tx.changes_since(dsk, ds.acked_before, Some(&term), None)? {
+                        let luid = mapped.get(&ch.guid);
+                        match (ch.kind, luid) {
+                            (ChangeKind::Upsert, Some(l)) => cmds.push(Command::Replace(ItemCommand {
+                                cmd_id: id(),
+                                meta: Some(Meta::of_type(ch.content_type.clone())),
+                                items: vec![data_item(Some(l.clone()), None, inc.encoding, ch.data)],
+                                ..ItemCommand::default()
+                            })),
+                            (ChangeKind::Upsert, None) => {
+                                cmds.push(add_cmd(id(), inc.encoding, &ch.guid, &ch.content_type, ch.data))
+                            }
+                            (ChangeKind::Delete, Some(l)) => cmds.push(Command::Delete(Delete {
+                                cmd_id: id(),
+                                items: vec![Item {
+                                    target: Some(Target::new(l.clone())),
+                                    ..Item::default()
+                                }],
+                                ..Delete::default()
+                            })),
+                            (ChangeKind::Delete, None) => {}
+                        }
+                    }
+                }
+            }
+            ds.sent_changes = cmds.len() as u32;
+            syncs.push(Command::Sync(Sync {
+                cmd_id: id(),
+                target: Some(Target::new(ds.client_uri.clone())),
+                source: Some(Source::new(ds.server_uri.clone())),
+                number_of_changes: Some(cmds.len() as u32),
+                commands: cmds,
+                ..Sync::default()
+            }));
+        }
+        st.phase = Phase::ServerSync;
+        self.send_pkg4(st, inc, reply, syncs)
+    }
+
+    fn continue_pkg4(&self, st: &mut SessionState, inc: &Incoming<'_>, reply: &mut Reply) -> Result<bool, StoreError> {
+        let pending = match st.pending_pkg4.take() {
+            Some(b) => syncml_core::decode(&b)
+                .map(|m| m.body.commands)
+                .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?,
+            None => Vec::new(),
+        };
+        self.send_pkg4(st, inc, reply, pending)
+    }
+
+    /// Sends as much of package 4 as fits in the client's MaxMsgSize; keeps the rest.
+    fn send_pkg4(&self, st: &mut SessionState, inc: &Incoming<'_>, reply: &mut Reply, cmds: Vec<Command>) -> Result<bool, StoreError> {
+        let limit = st.client_max_msg_size.unwrap_or(u64::MAX).min(16 * 1024 * 1024) as usize;
+        // Renumber so CmdIDs follow the statuses of this message.
+        let template_reply = Reply {
+            next_cmd: reply.next_cmd,
+            statuses: reply.statuses.clone(),
+            commands: reply.commands.clone(),
+        };
+        let template = self.finish(st, inc, template_reply, true);
+        let parts = syncml_core::size::split_commands(&template, cmds, limit.max(2048), inc.encoding)
+            .map_err(|e| StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}")))?;
+        let mut parts = parts.into_iter();
+        let first = parts.next().unwrap_or_default();
+        for mut c in first {
+            renumber(&mut c, reply);
+            reply.commands.push(c);
+        }
+        let rest: Vec<Command> = parts.flatten().collect();
+        if rest.is_empty() {
+            st.pending_pkg4 = None;
+            st.phase = Phase::Map;
+            Ok(true)
+        } else {
+            let holder = SyncMl {
+                header: template.header,
+                body: syncml_core::model::SyncBody {
+                    commands: merge_syncs(rest),
+                    is_final: false,
+                },
+            };
+            let bytes = syncml_core::encode(&holder, Encoding::Wbxml)
+                .map_err(|e| StoreError::Backend(format!("pending package 4: {e}")))?;
+            st.pending_pkg4 = Some(bytes);
+            Ok(false)
+        }
+    }
+
+    /// The session is complete: move anchors and marks.
+    fn complete(&self, tx: &mut dyn Tx, st: &mut SessionState, terminal: &Terminal, now: Timestamp) -> Result<(), StoreError> {
+        for ds in &st.stores {
+            let key = SyncKey::new(&terminal.subscriber_id, &terminal.terminal_id, &ds.name);
+            let acked = match ds.alert {
+                // One-way from client: the client did not receive the others' changes.
+                202 => ds.acked_before,
+                _ => ds.snapshot_rev.unwrap_or(ds.acked_before),
+            };
+            tx.sync_state_put(
+                key,
+                &SyncState {
+                    client_anchor: Some(ds.client_next.clone()),
+                    server_anchor: Some(ds.server_next.clone()),
+                    acked_revision: acked,
+                    last_sync_type: Some(ds.alert as u16),
+                    updated_at: now,
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    static CONFLICTS: std::cell::RefCell<std::collections::HashSet<String>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+enum AuthOutcome {
+    Accepted { subscriber: String, nonce: String },
+    Refused { code: StatusCode, nonce: String },
+}
+
+fn md5_chal(nonce: &str) -> Chal {
+    Chal {
+        meta: Meta {
+            format: Some("b64".into()),
+            r#type: Some(auth::TYPE_MD5.into()),
+            next_nonce: Some(nonce.to_string()),
+            ..Meta::default()
+        },
+    }
+}
+
+fn store_devinf(tx: &mut dyn Tx, subscriber: &str, terminal: &str, d: &syncml_core::model::DevInf) -> Result<(), StoreError> {
+    let mut b = syncml_core::tree::TreeBuilder::new();
+    d.write(&mut b);
+    let bytes = b
+        .finish()
+        .and_then(|el| syncml_core::xml::encode_element(&el, &syncml_core::xml::EncodeOptions::default()).ok());
+    tx.terminal_set_devinf(subscriber, terminal, bytes.as_deref())
+}
+
+fn data_item(target: Option<String>, source: Option<String>, enc: Encoding, data: Vec<u8>) -> Item {
+    let (data, format) = match (enc, String::from_utf8(data)) {
+        (_, Ok(s)) => (Data::Binary(s.into_bytes()), None),
+        (Encoding::Wbxml, Err(e)) => (Data::Binary(e.into_bytes()), None),
+        (Encoding::Xml, Err(e)) => {
+            use base64::Engine as _;
+            (
+                Data::Text(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+                Some("b64".to_string()),
+            )
+        }
+    };
+    Item {
+        target: target.map(Target::new),
+        source: source.map(Source::new),
+        meta: format.map(|f| Meta {
+            format: Some(f),
+            ..Meta::default()
+        }),
+        data: Some(data),
+        ..Item::default()
+    }
+}
+
+fn add_cmd(id: String, enc: Encoding, guid: &str, ctype: &str, data: Vec<u8>) -> Command {
+    Command::Add(ItemCommand {
+        cmd_id: id,
+        meta: Some(Meta::of_type(ctype.to_string())),
+        items: vec![data_item(None, Some(guid.to_string()), enc, data)],
+        ..ItemCommand::default()
+    })
+}
+
+fn renumber(c: &mut Command, reply: &mut Reply) {
+    c.set_cmd_id(reply.id());
+    if let Command::Sync(s) = c {
+        for inner in &mut s.commands {
+            inner.set_cmd_id(reply.id());
+        }
+    }
+}
+
+/// Consecutive parts of one Sync split across messages belong together again.
+fn merge_syncs(cmds: Vec<Command>) -> Vec<Command> {
+    let mut out: Vec<Command> = Vec::new();
+    for c in cmds {
+        if let (Some(Command::Sync(prev)), Command::Sync(next)) = (out.last_mut(), &c) {
+            if prev.target == next.target && prev.source == next.source {
+                if let Command::Sync(n) = c {
+                    prev.commands.extend(n.commands);
+                }
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_are_iso8601_basic_utc() {
+        assert_eq!(fmt_anchor(Timestamp::from_unix_secs(0)), "19700101T000000Z");
+        assert_eq!(fmt_anchor(Timestamp::from_unix_secs(1_795_705_315)), "20261126T150155Z");
+    }
+
+    #[test]
+    fn content_key_ignores_volatile_lines() {
+        let a = b"BEGIN:VCARD\r\nREV:1\r\nN:A;B\r\nEND:VCARD\r\n";
+        let b = b"BEGIN:VCARD\r\nN:A;B\r\nREV:2\r\nPRODID:x\r\nEND:VCARD\r\n";
+        assert_eq!(content_key(a), content_key(b));
+    }
+}

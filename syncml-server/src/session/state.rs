@@ -1,0 +1,88 @@
+//! The persisted state of one DS session: everything the engine needs to take the next
+//! message of a session on any node, serialised into the store's session record.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the session is in the OMA DS package sequence (server view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Phase {
+    /// Waiting for (the rest of) package 1.
+    #[default]
+    Init,
+    /// Package 2 sent; waiting for the client's modifications (package 3).
+    ClientSync,
+    /// Sending package 4 over several messages (the client asks with Alert 222).
+    ServerSync,
+    /// Package 4 complete; waiting for the client's statuses and Map (package 5).
+    Map,
+    /// Package 6 sent: the session is complete and its marks are committed.
+    Done,
+}
+
+/// One datastore alerted in this session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DsState {
+    /// Our canonical datastore name (`contacts`).
+    pub name: String,
+    /// The client's LocURI of its datastore (`./addressbook`).
+    pub client_uri: String,
+    /// The LocURI the client used for ours (`addressbook`), echoed back.
+    pub server_uri: String,
+    /// The sync type in effect (alert code 200-205).
+    pub alert: u32,
+    /// The client's `Next` anchor of this session.
+    pub client_next: String,
+    /// Our `Next` anchor of this session.
+    pub server_next: String,
+    /// Our anchor of the previous completed session, if any.
+    pub server_last: Option<String>,
+    /// The revision mark the terminal had acknowledged before this session.
+    pub acked_before: i64,
+    /// The datastore revision when package 4 was built (the new mark on completion).
+    pub snapshot_rev: Option<i64>,
+    /// The client's package 3 for this datastore has arrived.
+    pub client_sync_seen: bool,
+    /// GUIDs the client wrote in this session (refresh-from-client keeps exactly these).
+    pub written: Vec<String>,
+    /// NumberOfChanges we announced, for the log.
+    pub sent_changes: u32,
+}
+
+/// The whole session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SessionState {
+    /// Our session key (the RespURI token).
+    pub key: String,
+    /// The client's SessionID.
+    pub client_session_id: String,
+    /// The terminal (SyncHdr/Source/LocURI).
+    pub terminal: String,
+    /// The subscriber, once known.
+    pub subscriber: Option<String>,
+    /// Credentials accepted for this session.
+    pub authenticated: bool,
+    /// `VerDTD` of the session (`1.2`).
+    pub ver_dtd: String,
+    /// `VerProto` of the session.
+    pub ver_proto: String,
+    /// MsgID of our next message.
+    pub next_msg_id: u32,
+    /// The client's MaxMsgSize, if it sent one.
+    pub client_max_msg_size: Option<u64>,
+    /// The client's MaxObjSize, if it sent one.
+    pub client_max_obj_size: Option<u64>,
+    /// Where the session is.
+    pub phase: Phase,
+    /// Datastores alerted in this session.
+    pub stores: Vec<DsState>,
+    /// Package-4 commands not yet sent (a WBXML-encoded SyncML message whose body holds
+    /// them), when package 4 spans several messages.
+    pub pending_pkg4: Option<Vec<u8>>,
+}
+
+impl SessionState {
+    /// The datastore state for a server LocURI or canonical name.
+    pub fn store_mut(&mut self, name: &str) -> Option<&mut DsState> {
+        self.stores.iter_mut().find(|s| s.name == name)
+    }
+}
