@@ -66,7 +66,10 @@ pub const DATASTORES: &[DatastoreDef] = &[
         name: "files",
         aliases: &["files", "file", "photos", "photo", "media", "archive"],
         preferred: ("application/octet-stream", "1.0"),
-        others: &[("image/jpeg", "1.0"), ("application/vnd.omads-file+xml", "1.2")],
+        others: &[
+            ("image/jpeg", "1.0"),
+            ("application/vnd.omads-file+xml", "1.2"),
+        ],
         large_objects: true,
     },
     DatastoreDef {
@@ -99,9 +102,9 @@ pub fn resolve(uri: &str) -> Option<&'static DatastoreDef> {
     let u = u.split('?').next().unwrap_or(u);
     let u = u.trim_start_matches("./").trim_end_matches('/');
     let u = u.rsplit('/').next().unwrap_or(u);
-    DATASTORES
-        .iter()
-        .find(|d| d.name.eq_ignore_ascii_case(u) || d.aliases.iter().any(|a| a.eq_ignore_ascii_case(u)))
+    DATASTORES.iter().find(|d| {
+        d.name.eq_ignore_ascii_case(u) || d.aliases.iter().any(|a| a.eq_ignore_ascii_case(u))
+    })
 }
 
 /// The server's DevInf (1.2, or 1.1 for a SyncML 1.1 session).

@@ -93,8 +93,10 @@ impl Default for HttpOptions {
 fn text(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(format!("{msg}\n"))));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -152,7 +154,9 @@ async fn serve_one<H: MessageHandler>(
     let body = match Limited::new(req.into_body(), opts.max_body).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 warn!(%remote, max = opts.max_body, "refused: message larger than the body limit");
                 return text(StatusCode::PAYLOAD_TOO_LARGE, "message too large");
             }
@@ -171,10 +175,8 @@ async fn serve_one<H: MessageHandler>(
     match handler.handle(sreq).await {
         SyncResponse::Message { encoding, body } => {
             let mut r = Response::new(Full::new(Bytes::from(body)));
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(encoding.mime_type()),
-            );
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(encoding.mime_type()));
             r
         }
         SyncResponse::Error { status, reason } => text(status, &reason),

@@ -7,6 +7,16 @@
 //! Modules:
 //! - [`store`]: persistent storage behind the [`store::Store`] / [`store::Tx`] traits, with the
 //!   embedded SQLite backend [`store::SqliteStore`] as the zero-configuration default.
+//! - [`session`]: the DS session engine, sans I/O (a message and a transaction in, a reply out).
+//! - [`http`]: the SyncML HTTP binding (hyper, rustls).
+//! - [`service`]: the glue between the two.
+//! - [`datastores`]: the datastores offered, their aliases and the server's DevInf.
+//! - [`password`]: Argon2id verifiers.
 #![deny(missing_docs)]
 
+pub mod datastores;
+pub mod http;
+pub mod password;
+pub mod service;
+pub mod session;
 pub mod store;

@@ -255,6 +255,8 @@ impl Engine {
         if st.phase == Phase::Done {
             st = self.new_state(hdr, rng);
         }
+        // Our messages are numbered 1, 2, 3... within the session (REP-10).
+        st.next_msg_id += 1;
         st.client_max_msg_size = hdr
             .meta
             .as_ref()
@@ -321,7 +323,9 @@ impl Engine {
         for cmd in &msg.body.commands {
             match cmd {
                 Command::Status(_) => {}
-                Command::Put(p) => self.put_devinf(tx, &subscriber, &terminal_id, &msg_ref, cmd, p, &mut reply)?,
+                Command::Put(p) => {
+                    self.put_devinf(tx, &subscriber, &terminal_id, &msg_ref, cmd, p, &mut reply)?
+                }
                 Command::Results(r) => {
                     if let Some(Data::DevInf(d)) = r.items.first().and_then(|i| i.data.as_ref()) {
                         store_devinf(tx, &subscriber, &terminal_id, d)?;
@@ -350,9 +354,17 @@ impl Engine {
                             let entries: Vec<MapEntry> = m
                                 .map_items
                                 .iter()
-                                .map(|mi| MapEntry::new(mi.source.loc_uri.trim(), mi.target.loc_uri.trim()))
+                                .map(|mi| {
+                                    MapEntry::new(
+                                        mi.source.loc_uri.trim(),
+                                        mi.target.loc_uri.trim(),
+                                    )
+                                })
                                 .collect();
-                            tx.map_put(SyncKey::new(&subscriber, &terminal_id, &ds.name), &entries)?;
+                            tx.map_put(
+                                SyncKey::new(&subscriber, &terminal_id, &ds.name),
+                                &entries,
+                            )?;
                             StatusCode::OK
                         }
                         None => StatusCode::NOT_FOUND,
@@ -363,7 +375,11 @@ impl Engine {
                         s.source_refs = vec![m.source.loc_uri.clone()];
                     }
                 }
-                Command::Add(_) | Command::Replace(_) | Command::Delete(_) | Command::Copy(_) | Command::Move(_) => {
+                Command::Add(_)
+                | Command::Replace(_)
+                | Command::Delete(_)
+                | Command::Copy(_)
+                | Command::Move(_) => {
                     // Data commands belong inside a Sync.
                     reply.status(&msg_ref, cmd, StatusCode::COMMAND_NOT_ALLOWED);
                 }
@@ -454,13 +470,19 @@ impl Engine {
             } else {
                 hdr.ver_proto.trim().to_string()
             },
-            next_msg_id: 1,
+            next_msg_id: 0,
             ..SessionState::default()
         }
     }
 
     /// Assembles the reply: header, statuses (header status first), commands, Final.
-    fn finish(&self, st: &SessionState, inc: &Incoming<'_>, reply: Reply, is_final: bool) -> SyncMl {
+    fn finish(
+        &self,
+        st: &SessionState,
+        inc: &Incoming<'_>,
+        reply: Reply,
+        is_final: bool,
+    ) -> SyncMl {
         let hdr = &inc.msg.header;
         let version = SyncMlVersion::from_ver_dtd(&st.ver_dtd).unwrap_or_default();
         let mut h = SyncHdr::new(
@@ -484,10 +506,7 @@ impl Engine {
         commands.extend(reply.commands);
         SyncMl {
             header: h,
-            body: syncml_core::model::SyncBody {
-                commands,
-                is_final,
-            },
+            body: syncml_core::model::SyncBody { commands, is_final },
         }
     }
 
@@ -523,7 +542,12 @@ impl Engine {
             if let Some(t) = &terminal {
                 tx.terminal_set_nonce(&t.subscriber_id, &t.terminal_id, Some(&nonce))?;
             }
-            audit(tx, hdr.source.loc_name.as_deref(), StatusCode::MISSING_CREDENTIALS, "no credentials")?;
+            audit(
+                tx,
+                hdr.source.loc_name.as_deref(),
+                StatusCode::MISSING_CREDENTIALS,
+                "no credentials",
+            )?;
             return Ok(AuthOutcome::Refused {
                 code: StatusCode::MISSING_CREDENTIALS,
                 nonce,
@@ -536,14 +560,22 @@ impl Engine {
             .unwrap_or_else(|| auth::TYPE_BASIC.to_string());
         let data = cred.data.as_bytes().unwrap_or(&[]).to_vec();
 
-        let refuse = |tx: &mut dyn Tx, rng: &mut dyn FnMut(&mut [u8]), t: Option<&Terminal>, reason: &str| {
+        let refuse = |tx: &mut dyn Tx,
+                      rng: &mut dyn FnMut(&mut [u8]),
+                      t: Option<&Terminal>,
+                      reason: &str| {
             let nonce = new_nonce(rng);
             if let Some(t) = t {
                 tx.terminal_set_nonce(&t.subscriber_id, &t.terminal_id, Some(&nonce))?;
                 tx.lockout_record_failure(LockoutKey::Terminal(&t.terminal_id), now)?;
                 tx.lockout_record_failure(LockoutKey::Subscriber(&t.subscriber_id), now)?;
             }
-            audit(tx, hdr.source.loc_name.as_deref(), StatusCode::INVALID_CREDENTIALS, reason)?;
+            audit(
+                tx,
+                hdr.source.loc_name.as_deref(),
+                StatusCode::INVALID_CREDENTIALS,
+                reason,
+            )?;
             Ok::<_, StoreError>(AuthOutcome::Refused {
                 code: StatusCode::INVALID_CREDENTIALS,
                 nonce,
@@ -556,10 +588,18 @@ impl Engine {
         if t.revoked {
             return refuse(tx, rng, Some(&t), "terminal revoked");
         }
-        for key in [LockoutKey::Terminal(&t.terminal_id), LockoutKey::Subscriber(&t.subscriber_id)] {
+        for key in [
+            LockoutKey::Terminal(&t.terminal_id),
+            LockoutKey::Subscriber(&t.subscriber_id),
+        ] {
             if tx.lockout_get(key)?.is_some_and(|l| l.is_locked(now)) {
                 let nonce = new_nonce(rng);
-                audit(tx, Some(&t.subscriber_id), StatusCode::INVALID_CREDENTIALS, "locked out after repeated failures")?;
+                audit(
+                    tx,
+                    Some(&t.subscriber_id),
+                    StatusCode::INVALID_CREDENTIALS,
+                    "locked out after repeated failures",
+                )?;
                 return Ok(AuthOutcome::Refused {
                     code: StatusCode::INVALID_CREDENTIALS,
                     nonce,
@@ -569,7 +609,12 @@ impl Engine {
         let claimed_user = hdr.source.loc_name.as_deref().map(str::trim);
         let ok = if scheme.trim().eq_ignore_ascii_case(auth::TYPE_MD5) {
             if claimed_user != Some(t.subscriber_id.as_str()) {
-                return refuse(tx, rng, Some(&t), "LocName is not the terminal's subscriber");
+                return refuse(
+                    tx,
+                    rng,
+                    Some(&t),
+                    "LocName is not the terminal's subscriber",
+                );
             }
             let nonce_bytes = t
                 .next_nonce
@@ -637,13 +682,21 @@ impl Engine {
                 store_devinf(tx, subscriber, terminal, d)?;
                 StatusCode::OK
             }
-            _ => StatusCode::UNSUPPORTED_MEDIA_TYPE_OR_FORMAT,
+            _ => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         };
         reply.status(msg_ref, cmd, code);
         Ok(())
     }
 
-    fn get(&self, st: &SessionState, inc: &Incoming<'_>, msg_ref: &str, cmd: &Command, g: &GetPut, reply: &mut Reply) {
+    fn get(
+        &self,
+        st: &SessionState,
+        inc: &Incoming<'_>,
+        msg_ref: &str,
+        cmd: &Command,
+        g: &GetPut,
+        reply: &mut Reply,
+    ) {
         let target = g
             .items
             .first()
@@ -690,8 +743,16 @@ impl Engine {
             reply.status(msg_ref, cmd, StatusCode::INCOMPLETE_COMMAND);
             return Ok(());
         };
-        let server_uri = item.target.as_ref().map(|t| t.loc_uri.clone()).unwrap_or_default();
-        let client_uri = item.source.as_ref().map(|s| s.loc_uri.clone()).unwrap_or_default();
+        let server_uri = item
+            .target
+            .as_ref()
+            .map(|t| t.loc_uri.clone())
+            .unwrap_or_default();
+        let client_uri = item
+            .source
+            .as_ref()
+            .map(|s| s.loc_uri.clone())
+            .unwrap_or_default();
         // Server-alerted codes answered by the client map to their client equivalents.
         let requested = match code {
             206 => 200,
@@ -711,7 +772,10 @@ impl Engine {
             return Ok(());
         };
         if !terminal.classes.is_empty()
-            && !terminal.classes.iter().any(|c| c == def.name || (def.name == "rights" && c == "apps"))
+            && !terminal
+                .classes
+                .iter()
+                .any(|c| c == def.name || (def.name == "rights" && c == "apps"))
         {
             info!(datastore = def.name, terminal = %terminal.terminal_id, "datastore outside the terminal's classes");
             tx.audit_append(&AuditEvent {
@@ -726,10 +790,14 @@ impl Engine {
             reply.status(msg_ref, cmd, StatusCode::FORBIDDEN);
             return Ok(());
         }
-        let anchor = item.meta.as_ref().and_then(|m| m.anchor.clone()).unwrap_or(Anchor {
-            last: None,
-            next: String::new(),
-        });
+        let anchor = item
+            .meta
+            .as_ref()
+            .and_then(|m| m.anchor.clone())
+            .unwrap_or(Anchor {
+                last: None,
+                next: String::new(),
+            });
         let key = SyncKey::new(&terminal.subscriber_id, &terminal.terminal_id, def.name);
         let prev = tx.sync_state_get(key)?;
         let anchors_match = match (&prev, &anchor.last) {
@@ -814,7 +882,11 @@ impl Engine {
         now: Timestamp,
         reply: &mut Reply,
     ) -> Result<(), StoreError> {
-        let target = s.target.as_ref().map(|t| t.loc_uri.clone()).unwrap_or_default();
+        let target = s
+            .target
+            .as_ref()
+            .map(|t| t.loc_uri.clone())
+            .unwrap_or_default();
         let def = datastores::resolve(&target);
         let Some(def) = def.filter(|d| st.stores.iter().any(|x| x.name == d.name)) else {
             reply.status(msg_ref, cmd, StatusCode::NOT_FOUND);
@@ -855,7 +927,7 @@ impl Engine {
                 }
             }
         }
-        let mut conflicts_since = None;
+        let mut conflict_set: Option<std::collections::HashSet<String>> = None;
         for c in &s.commands {
             let meta = match c {
                 Command::Add(x) | Command::Replace(x) => x.meta.as_ref(),
@@ -868,7 +940,12 @@ impl Engine {
                     for item in &ic.items {
                         if item.more_data {
                             // Large objects arriving in chunks are not accepted yet.
-                            reply.item_status(msg_ref, c, item, StatusCode::PARTIAL_ITEM_NOT_ACCEPTED);
+                            reply.item_status(
+                                msg_ref,
+                                c,
+                                item,
+                                StatusCode::PARTIAL_ITEM_NOT_ACCEPTED,
+                            );
                             continue;
                         }
                         let luid = item
@@ -880,12 +957,25 @@ impl Engine {
                             .unwrap_or_default();
                         let data = item_bytes(item, meta);
                         if data.len() as u64 > self.cfg.max_obj_size {
-                            reply.item_status(msg_ref, c, item, StatusCode::REQUEST_ENTITY_TOO_LARGE);
+                            reply.item_status(
+                                msg_ref,
+                                c,
+                                item,
+                                StatusCode::REQUEST_ENTITY_TOO_LARGE,
+                            );
                             continue;
                         }
                         let ctype = content_type(item, meta, def);
-                        let mut guid = if luid.is_empty() { None } else { tx.map_guid_for_luid(sk, &luid)? };
-                        let mut code = if is_add { StatusCode::ITEM_ADDED } else { StatusCode::OK };
+                        let mut guid = if luid.is_empty() {
+                            None
+                        } else {
+                            tx.map_guid_for_luid(sk, &luid)?
+                        };
+                        let mut code = if is_add {
+                            StatusCode::ITEM_ADDED
+                        } else {
+                            StatusCode::OK
+                        };
                         if guid.is_none() && matches!(alert, 201 | 203) {
                             let k = content_key(&data);
                             if let Some(pos) = unmatched.iter().position(|(ck, _)| *ck == k) {
@@ -908,31 +998,38 @@ impl Engine {
                             code = StatusCode::ITEM_ADDED;
                         } else if alert == 200 {
                             // Conflict: another terminal changed this item since our mark.
-                            let since = match conflicts_since {
-                                Some(v) => v,
-                                None => {
-                                    let acked = st.stores.iter().find(|d| d.name == def.name).map(|d| d.acked_before).unwrap_or(0);
-                                    let set: std::collections::HashSet<String> = tx
-                                        .changes_since(dsk, acked, Some(term), None)?
+                            if conflict_set.is_none() {
+                                let acked = st
+                                    .stores
+                                    .iter()
+                                    .find(|d| d.name == def.name)
+                                    .map(|d| d.acked_before)
+                                    .unwrap_or(0);
+                                conflict_set = Some(
+                                    tx.changes_since(dsk, acked, Some(term), None)?
                                         .into_iter()
                                         .map(|ch| ch.guid)
-                                        .collect();
-                                    conflicts_since = Some(0);
-                                    CONFLICTS.with(|c| *c.borrow_mut() = set);
-                                    0
-                                }
+                                        .collect(),
+                                );
+                            }
+                            let conflicted = match (&guid, &conflict_set) {
+                                (Some(g), Some(set)) => set.contains(g),
+                                _ => false,
                             };
-                            let _ = since;
-                            let conflicted = guid
-                                .as_ref()
-                                .is_some_and(|g| CONFLICTS.with(|c| c.borrow().contains(g)));
                             if conflicted {
                                 match self.cfg.conflict_policy {
                                     ConflictPolicy::ServerWins => {
-                                        reply.item_status(msg_ref, c, item, StatusCode::CONFLICT_RESOLVED_WITH_SERVER_DATA);
+                                        reply.item_status(
+                                            msg_ref,
+                                            c,
+                                            item,
+                                            StatusCode::CONFLICT_RESOLVED_WITH_SERVER_DATA,
+                                        );
                                         continue;
                                     }
-                                    ConflictPolicy::ClientWins => code = StatusCode::CONFLICT_RESOLVED_WITH_CLIENT_COMMAND_WINNING,
+                                    ConflictPolicy::ClientWins => {
+                                        code = StatusCode::CONFLICT_RESOLVED_CLIENT_WINNING
+                                    }
                                     ConflictPolicy::Duplicate => {
                                         guid = None;
                                         code = StatusCode::CONFLICT_RESOLVED_WITH_DUPLICATE;
@@ -971,7 +1068,12 @@ impl Engine {
                             .unwrap_or_default();
                         let code = match tx.map_guid_for_luid(sk, &luid)? {
                             Some(g) => {
-                                let r = tx.items_delete(dsk, Some(term), std::slice::from_ref(&g), now)?;
+                                let r = tx.items_delete(
+                                    dsk,
+                                    Some(term),
+                                    std::slice::from_ref(&g),
+                                    now,
+                                )?;
                                 tx.map_remove_luids(sk, std::slice::from_ref(&luid))?;
                                 if r.first().copied().flatten().is_some() {
                                     StatusCode::OK
@@ -1040,22 +1142,39 @@ impl Engine {
                 if matches!(ds.alert, 201 | 205) {
                     for it in tx.items_list_live(dsk)? {
                         if !mapped.contains_key(&it.guid) {
-                            cmds.push(add_cmd(id(), inc.encoding, &it.guid, &it.content_type, it.data));
+                            cmds.push(add_cmd(
+                                id(),
+                                inc.encoding,
+                                &it.guid,
+                                &it.content_type,
+                                it.data,
+                            ));
                         }
                     }
                 } else {
                     for ch in tx.changes_since(dsk, ds.acked_before, Some(&term), None)? {
                         let luid = mapped.get(&ch.guid);
                         match (ch.kind, luid) {
-                            (ChangeKind::Upsert, Some(l)) => cmds.push(Command::Replace(ItemCommand {
-                                cmd_id: id(),
-                                meta: Some(Meta::of_type(ch.content_type.clone())),
-                                items: vec![data_item(Some(l.clone()), None, inc.encoding, ch.data)],
-                                ..ItemCommand::default()
-                            })),
-                            (ChangeKind::Upsert, None) => {
-                                cmds.push(add_cmd(id(), inc.encoding, &ch.guid, &ch.content_type, ch.data))
+                            (ChangeKind::Upsert, Some(l)) => {
+                                cmds.push(Command::Replace(ItemCommand {
+                                    cmd_id: id(),
+                                    meta: Some(Meta::of_type(ch.content_type.clone())),
+                                    items: vec![data_item(
+                                        Some(l.clone()),
+                                        None,
+                                        inc.encoding,
+                                        ch.data,
+                                    )],
+                                    ..ItemCommand::default()
+                                }))
                             }
+                            (ChangeKind::Upsert, None) => cmds.push(add_cmd(
+                                id(),
+                                inc.encoding,
+                                &ch.guid,
+                                &ch.content_type,
+                                ch.data,
+                            )),
                             (ChangeKind::Delete, Some(l)) => cmds.push(Command::Delete(Delete {
                                 cmd_id: id(),
                                 items: vec![Item {
@@ -1083,7 +1202,12 @@ impl Engine {
         self.send_pkg4(st, inc, reply, syncs)
     }
 
-    fn continue_pkg4(&self, st: &mut SessionState, inc: &Incoming<'_>, reply: &mut Reply) -> Result<bool, StoreError> {
+    fn continue_pkg4(
+        &self,
+        st: &mut SessionState,
+        inc: &Incoming<'_>,
+        reply: &mut Reply,
+    ) -> Result<bool, StoreError> {
         let pending = match st.pending_pkg4.take() {
             Some(b) => syncml_core::decode(&b)
                 .map(|m| m.body.commands)
@@ -1094,8 +1218,17 @@ impl Engine {
     }
 
     /// Sends as much of package 4 as fits in the client's MaxMsgSize; keeps the rest.
-    fn send_pkg4(&self, st: &mut SessionState, inc: &Incoming<'_>, reply: &mut Reply, cmds: Vec<Command>) -> Result<bool, StoreError> {
-        let limit = st.client_max_msg_size.unwrap_or(u64::MAX).min(16 * 1024 * 1024) as usize;
+    fn send_pkg4(
+        &self,
+        st: &mut SessionState,
+        inc: &Incoming<'_>,
+        reply: &mut Reply,
+        cmds: Vec<Command>,
+    ) -> Result<bool, StoreError> {
+        let limit = st
+            .client_max_msg_size
+            .unwrap_or(u64::MAX)
+            .min(16 * 1024 * 1024) as usize;
         // Renumber so CmdIDs follow the statuses of this message.
         let template_reply = Reply {
             next_cmd: reply.next_cmd,
@@ -1103,8 +1236,11 @@ impl Engine {
             commands: reply.commands.clone(),
         };
         let template = self.finish(st, inc, template_reply, true);
-        let parts = syncml_core::size::split_commands(&template, cmds, limit.max(2048), inc.encoding)
-            .map_err(|e| StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}")))?;
+        let parts =
+            syncml_core::size::split_commands(&template, cmds, limit.max(2048), inc.encoding)
+                .map_err(|e| {
+                    StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}"))
+                })?;
         let mut parts = parts.into_iter();
         let first = parts.next().unwrap_or_default();
         for mut c in first {
@@ -1132,7 +1268,13 @@ impl Engine {
     }
 
     /// The session is complete: move anchors and marks.
-    fn complete(&self, tx: &mut dyn Tx, st: &mut SessionState, terminal: &Terminal, now: Timestamp) -> Result<(), StoreError> {
+    fn complete(
+        &self,
+        tx: &mut dyn Tx,
+        st: &mut SessionState,
+        terminal: &Terminal,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         for ds in &st.stores {
             let key = SyncKey::new(&terminal.subscriber_id, &terminal.terminal_id, &ds.name);
             let acked = match ds.alert {
@@ -1155,11 +1297,6 @@ impl Engine {
     }
 }
 
-thread_local! {
-    static CONFLICTS: std::cell::RefCell<std::collections::HashSet<String>> =
-        std::cell::RefCell::new(std::collections::HashSet::new());
-}
-
 enum AuthOutcome {
     Accepted { subscriber: String, nonce: String },
     Refused { code: StatusCode, nonce: String },
@@ -1176,12 +1313,17 @@ fn md5_chal(nonce: &str) -> Chal {
     }
 }
 
-fn store_devinf(tx: &mut dyn Tx, subscriber: &str, terminal: &str, d: &syncml_core::model::DevInf) -> Result<(), StoreError> {
+fn store_devinf(
+    tx: &mut dyn Tx,
+    subscriber: &str,
+    terminal: &str,
+    d: &syncml_core::model::DevInf,
+) -> Result<(), StoreError> {
     let mut b = syncml_core::tree::TreeBuilder::new();
     d.write(&mut b);
-    let bytes = b
-        .finish()
-        .and_then(|el| syncml_core::xml::encode_element(&el, &syncml_core::xml::EncodeOptions::default()).ok());
+    let bytes = b.finish().and_then(|el| {
+        syncml_core::xml::encode_element(&el, &syncml_core::xml::EncodeOptions::default()).ok()
+    });
     tx.terminal_set_devinf(subscriber, terminal, bytes.as_deref())
 }
 
@@ -1251,7 +1393,10 @@ mod tests {
     #[test]
     fn anchors_are_iso8601_basic_utc() {
         assert_eq!(fmt_anchor(Timestamp::from_unix_secs(0)), "19700101T000000Z");
-        assert_eq!(fmt_anchor(Timestamp::from_unix_secs(1_795_705_315)), "20261126T150155Z");
+        assert_eq!(
+            fmt_anchor(Timestamp::from_unix_secs(1_795_705_315)),
+            "20261126T150155Z"
+        );
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub struct SessionState {
     pub ver_dtd: String,
     /// `VerProto` of the session.
     pub ver_proto: String,
-    /// MsgID of our next message.
+    /// MsgID of our latest message.
     pub next_msg_id: u32,
     /// The client's MaxMsgSize, if it sent one.
     pub client_max_msg_size: Option<u64>,

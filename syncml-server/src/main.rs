@@ -1,0 +1,352 @@
+//! `syncml-server`: run the OMA DS server and provision subscribers and terminals.
+//!
+//! ```text
+//! syncml-server serve [--listen 127.0.0.1:8080] [--data DIR] [--tls-cert PEM --tls-key PEM]
+//! syncml-server subscriber add|show|list ...
+//! syncml-server terminal register SUBSCRIBER TERMINAL --password PW [--classes a,b]
+//! syncml-server terminal remove SUBSCRIBER TERMINAL
+//! ```
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use syncml_server::http::{self, HttpOptions};
+use syncml_server::service::SyncService;
+use syncml_server::session::{Engine, EngineConfig};
+use syncml_server::store::{
+    AuditFilter, NewSubscriber, NewTerminal, RegisteredBy, Secret, SqliteStore, StoreExt, Timestamp,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "syncml-server",
+    version,
+    about = "OMA DS 1.2 / SyncML sync server"
+)]
+struct Cli {
+    /// Data directory (the SQLite database lives here).
+    #[arg(long, global = true, default_value = "syncml-data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve SyncML over HTTP (or HTTPS with --tls-cert/--tls-key).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// PEM certificate chain for HTTPS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for HTTPS.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Accept syncml:auth-basic over plain HTTP (passwords travel in clear).
+        #[arg(long)]
+        allow_insecure_basic: bool,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Manage subscribers (a SIM's IMSI or MSISDN).
+    #[command(subcommand)]
+    Subscriber(SubscriberCmd),
+    /// Manage terminals (handsets) bound to subscribers.
+    #[command(subcommand)]
+    Terminal(TerminalCmd),
+}
+
+#[derive(Subcommand)]
+enum SubscriberCmd {
+    /// Create a subscriber.
+    Add {
+        /// Subscriber ID (IMSI or MSISDN); also the SyncML user name.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show a subscriber: terminals, datastores, item counts, last sessions.
+    Show {
+        /// Subscriber ID.
+        id: String,
+    },
+    /// List subscribers.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TerminalCmd {
+    /// Register a terminal for a subscriber with its password.
+    Register {
+        /// Subscriber ID.
+        subscriber: String,
+        /// Terminal ID as the handset sends it in SyncHdr/Source/LocURI (e.g. IMEI:...).
+        terminal: String,
+        /// The terminal password (stored as an Argon2id hash, and as the md5 digest
+        /// auth-md5 forces the server to keep).
+        #[arg(long)]
+        password: String,
+        /// Data classes this terminal syncs (comma separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
+    },
+    /// Remove a terminal (revokes it at once).
+    Remove {
+        /// Subscriber ID.
+        subscriber: String,
+        /// Terminal ID.
+        terminal: String,
+    },
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_unix_secs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    )
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("syncml-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(data: &PathBuf) -> Result<Arc<SqliteStore>, String> {
+    SqliteStore::open_in_dir(data)
+        .map(Arc::new)
+        .map_err(|e| format!("cannot open the database in {}: {e}", data.display()))
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.cmd {
+        Cmd::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            allow_insecure_basic,
+            log_json,
+        } => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            if log_json {
+                tracing_subscriber::fmt()
+                    .json()
+                    .with_env_filter(filter)
+                    .init();
+            } else {
+                tracing_subscriber::fmt().with_env_filter(filter).init();
+            }
+            let store = open(&cli.data)?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(c), Some(k)) => {
+                    let cert = std::fs::read(&c).map_err(|e| format!("{}: {e}", c.display()))?;
+                    let key = std::fs::read(&k).map_err(|e| format!("{}: {e}", k.display()))?;
+                    Some(Arc::new(http::tls_config(&cert, &key)?))
+                }
+                _ => None,
+            };
+            let mut cfg = EngineConfig::default();
+            cfg.allow_basic_without_tls = allow_insecure_basic;
+            let svc = Arc::new(SyncService::new(store, Engine::new(cfg)));
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("runtime: {e}"))?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                let running = http::serve(listener, svc, HttpOptions::default(), tls)
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(
+                    "syncml-server listening on {scheme}://{}/sync (data in {})",
+                    running.local_addr,
+                    cli.data.display()
+                );
+                let trigger = running.shutdown_trigger();
+                tokio::spawn(async move {
+                    let ctrl_c = tokio::signal::ctrl_c();
+                    #[cfg(unix)]
+                    {
+                        let mut term = match tokio::signal::unix::signal(
+                            tokio::signal::unix::SignalKind::terminate(),
+                        ) {
+                            Ok(s) => s,
+                            Err(_) => {
+                                let _ = ctrl_c.await;
+                                let _ = trigger.send(true);
+                                return;
+                            }
+                        };
+                        tokio::select! {
+                            _ = ctrl_c => {},
+                            _ = term.recv() => {},
+                        }
+                    }
+                    #[cfg(not(unix))]
+                    let _ = ctrl_c.await;
+                    let _ = trigger.send(true);
+                });
+                running.wait().await;
+                Ok::<(), String>(())
+            })
+        }
+        Cmd::Subscriber(SubscriberCmd::Add { id, name }) => {
+            let store = open(&cli.data)?;
+            store
+                .transaction(|tx| {
+                    tx.subscriber_create(
+                        &NewSubscriber {
+                            id: id.clone(),
+                            display_name: name.clone(),
+                            security_level: 0,
+                        },
+                        now(),
+                    )
+                })
+                .map_err(|e| format!("subscriber {id}: {e}"))?;
+            println!("subscriber {id} added");
+            Ok(())
+        }
+        Cmd::Subscriber(SubscriberCmd::List) => {
+            let store = open(&cli.data)?;
+            let subs = store
+                .read(|tx| tx.subscriber_list(None, 10_000))
+                .map_err(|e| e.to_string())?;
+            for s in subs {
+                println!(
+                    "{}\t{}\tsecurity-level {}",
+                    s.id,
+                    s.display_name.unwrap_or_default(),
+                    s.security_level
+                );
+            }
+            Ok(())
+        }
+        Cmd::Subscriber(SubscriberCmd::Show { id }) => {
+            let store = open(&cli.data)?;
+            let out = store
+                .read(|tx| {
+                    let Some(s) = tx.subscriber_get(&id)? else {
+                        return Ok(None);
+                    };
+                    let terms = tx.terminal_list(&id)?;
+                    let ds = tx.datastores(&id)?;
+                    let audit = tx.audit_list(&AuditFilter {
+                        subscriber_id: Some(id.clone()),
+                        limit: 10,
+                        ..AuditFilter::default()
+                    })?;
+                    Ok(Some((s, terms, ds, audit)))
+                })
+                .map_err(|e| e.to_string())?;
+            let Some((s, terms, ds, audit)) = out else {
+                return Err(format!("no subscriber {id}"));
+            };
+            println!(
+                "subscriber {} ({})",
+                s.id,
+                s.display_name.unwrap_or_default()
+            );
+            println!("  security level {}", s.security_level);
+            println!("  terminals:");
+            for t in terms {
+                println!(
+                    "    {}{} classes [{}] registered by {} last session {}",
+                    t.terminal_id,
+                    if t.revoked { " (revoked)" } else { "" },
+                    if t.classes.is_empty() {
+                        "all".to_string()
+                    } else {
+                        t.classes.join(",")
+                    },
+                    t.registered_by.as_str(),
+                    t.last_session_at
+                        .map(|x| x.unix_secs().to_string())
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
+            println!("  datastores:");
+            for d in ds {
+                println!(
+                    "    {} revision {} items {} bytes {}",
+                    d.name, d.revision, d.stats.count, d.stats.total_bytes
+                );
+            }
+            println!("  recent events:");
+            for a in audit {
+                println!(
+                    "    {} {} {} {} {}",
+                    a.event.at.unix_secs(),
+                    a.event.terminal_id.unwrap_or_default(),
+                    a.event.kind,
+                    a.event.status.map(|s| s.to_string()).unwrap_or_default(),
+                    a.event.reason
+                );
+            }
+            Ok(())
+        }
+        Cmd::Terminal(TerminalCmd::Register {
+            subscriber,
+            terminal,
+            password,
+            classes,
+        }) => {
+            let store = open(&cli.data)?;
+            let basic = syncml_server::password::hash(&password)?;
+            let md5 = syncml_core::auth::md5::user_digest(&subscriber, &password);
+            for c in &classes {
+                if syncml_server::datastores::resolve(c).is_none() {
+                    return Err(format!("unknown data class {c}"));
+                }
+            }
+            let classes: Vec<String> = classes
+                .iter()
+                .filter_map(|c| syncml_server::datastores::resolve(c).map(|d| d.name.to_string()))
+                .collect();
+            store
+                .transaction(|tx| {
+                    tx.terminal_register(
+                        &NewTerminal {
+                            terminal_id: terminal.clone(),
+                            subscriber_id: subscriber.clone(),
+                            md5_verifier: Some(Secret::new(md5.clone())),
+                            basic_verifier: Some(Secret::new(basic.clone())),
+                            classes: classes.clone(),
+                            registered_by: RegisteredBy::Operator,
+                        },
+                        now(),
+                    )
+                })
+                .map_err(|e| format!("terminal {terminal}: {e}"))?;
+            println!("terminal {terminal} registered for subscriber {subscriber}");
+            Ok(())
+        }
+        Cmd::Terminal(TerminalCmd::Remove {
+            subscriber,
+            terminal,
+        }) => {
+            let store = open(&cli.data)?;
+            store
+                .transaction(|tx| tx.terminal_remove(&subscriber, &terminal))
+                .map_err(|e| format!("terminal {terminal}: {e}"))?;
+            println!("terminal {terminal} removed");
+            Ok(())
+        }
+    }
+}

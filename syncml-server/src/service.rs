@@ -1,0 +1,147 @@
+//! The glue between HTTP and the session engine: decode, run the engine in one store
+//! transaction on a blocking thread, encode the reply in the request's encoding.
+
+use crate::http::{MessageHandler, SyncRequest, SyncResponse};
+use crate::session::{Engine, Incoming};
+use crate::store::{Store, StoreError, StoreExt, Timestamp};
+use hyper::StatusCode as HttpStatus;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use syncml_core::Encoding;
+use tracing::{info, warn};
+
+/// A SyncML server: the engine over a store, served by [`crate::http::serve`].
+pub struct SyncService {
+    store: Arc<dyn Store>,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for SyncService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncService")
+            .field("store", &self.store.backend_name())
+            .finish()
+    }
+}
+
+fn now() -> Timestamp {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Timestamp::from_unix_secs(secs)
+}
+
+fn os_random(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        // No OS randomness is a broken machine; refuse to make guessable nonces.
+        warn!("OS random source failed; using a time-derived fallback");
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
+        }
+    }
+}
+
+impl SyncService {
+    /// A service over `store` with `engine`.
+    pub fn new(store: Arc<dyn Store>, engine: Engine) -> SyncService {
+        SyncService { store, engine }
+    }
+
+    /// Handles one message synchronously (what the HTTP handler runs on a blocking
+    /// thread; tests may call it directly).
+    pub fn handle_blocking(&self, req: &SyncRequest) -> SyncResponse {
+        let msg = match syncml_core::decode(&req.body) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(remote = %req.remote, error = %e, "undecodable message");
+                return SyncResponse::Error {
+                    status: HttpStatus::BAD_REQUEST,
+                    reason: format!("not a SyncML message: {e}"),
+                };
+            }
+        };
+        if syncml_core::detect(&req.body) != Some(req.encoding) {
+            return SyncResponse::Error {
+                status: HttpStatus::BAD_REQUEST,
+                reason: "body encoding does not match Content-Type".into(),
+            };
+        }
+        let remote = req.remote.to_string();
+        let inc = Incoming {
+            msg: &msg,
+            encoding: req.encoding,
+            session_token: req.session_token.as_deref(),
+            base_url: &req.base_url,
+            tls: req.tls,
+            remote: &remote,
+        };
+        let t = now();
+        let result = self
+            .store
+            .transaction(|tx| self.engine.handle(tx, &inc, t, &mut os_random));
+        match result {
+            Ok(reply) => {
+                let bytes = match req.encoding {
+                    Encoding::Xml => syncml_core::encode(&reply, Encoding::Xml),
+                    Encoding::Wbxml => syncml_core::encode(&reply, Encoding::Wbxml),
+                };
+                match bytes {
+                    Ok(body) => {
+                        info!(
+                            terminal = %msg.header.source.loc_uri,
+                            msg_id = %msg.header.msg_id,
+                            in_bytes = req.body.len(),
+                            out_bytes = body.len(),
+                            "message handled"
+                        );
+                        SyncResponse::Message {
+                            encoding: req.encoding,
+                            body,
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "reply could not be encoded");
+                        SyncResponse::Error {
+                            status: HttpStatus::INTERNAL_SERVER_ERROR,
+                            reason: "reply could not be encoded".into(),
+                        }
+                    }
+                }
+            }
+            Err(StoreError::Busy(_)) => SyncResponse::Error {
+                status: HttpStatus::SERVICE_UNAVAILABLE,
+                reason: "busy, retry".into(),
+            },
+            Err(e) => {
+                warn!(error = %e, "message failed; nothing was committed");
+                SyncResponse::Error {
+                    status: HttpStatus::INTERNAL_SERVER_ERROR,
+                    reason: "internal error; nothing was committed".into(),
+                }
+            }
+        }
+    }
+}
+
+impl MessageHandler for SyncService {
+    async fn handle(&self, req: SyncRequest) -> SyncResponse {
+        let store = self.store.clone();
+        let engine = self.engine.clone();
+        let svc = SyncService { store, engine };
+        match tokio::task::spawn_blocking(move || svc.handle_blocking(&req)).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "message task failed");
+                SyncResponse::Error {
+                    status: HttpStatus::INTERNAL_SERVER_ERROR,
+                    reason: "internal error".into(),
+                }
+            }
+        }
+    }
+}
