@@ -802,10 +802,10 @@ fn alert_is_written_in_dtd_order() {
     let a = Alert {
         cmd_id: "1".into(),
         no_resp: true,
-        cred: Some(Cred {
+        cred: Some(Box::new(Cred {
             meta: None,
             data: "x".into(),
-        }),
+        })),
         data: Some(AlertCode(200)),
         correlator: Some("c1".into()),
         items: vec![Item::default(), Item::default()],
@@ -1381,10 +1381,10 @@ fn item_commands_round_trip() {
     let base = ItemCommand {
         cmd_id: "3".into(),
         no_resp: true,
-        cred: Some(Cred {
+        cred: Some(Box::new(Cred {
             meta: Some(Meta::of_type("syncml:auth-basic")),
             data: "QQ==".into(),
-        }),
+        })),
         meta: Some(Meta::of_type("text/x-vcard")),
         items: vec![item.clone(), item],
     };

@@ -1035,8 +1035,11 @@ impl Parts {
         Ok(opt_text(self.cmd_id.take(), "CmdID")?.unwrap_or_default())
     }
 
-    fn cred(&mut self) -> Result<Option<Cred>, ModelError> {
-        self.cred.take().map(Cred::from_element).transpose()
+    fn cred(&mut self) -> Result<Option<Box<Cred>>, ModelError> {
+        self.cred
+            .take()
+            .map(|c| Cred::from_element(c).map(Box::new))
+            .transpose()
     }
 
     fn meta(&mut self) -> Result<Option<Meta>, ModelError> {
@@ -1208,7 +1211,11 @@ impl Parts {
             target_refs: Parts::refs(std::mem::take(&mut self.target_refs), "TargetRef")?,
             source_refs: Parts::refs(std::mem::take(&mut self.source_refs), "SourceRef")?,
             cred: self.cred()?,
-            chal: self.chal.take().map(Chal::from_element).transpose()?,
+            chal: self
+                .chal
+                .take()
+                .map(|c| Chal::from_element(c).map(Box::new))
+                .transpose()?,
             data: StatusCode(number(&data, "Data")?),
             items: self.items()?,
         })
@@ -1261,7 +1268,7 @@ pub struct ItemCommand {
     /// `<NoResp/>`.
     pub no_resp: bool,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Meta>`: applies to every item unless the item overrides it.
     pub meta: Option<Meta>,
     /// The `<Item>`s.
@@ -1273,7 +1280,7 @@ impl ItemCommand {
     pub fn write_as<S: Sink + ?Sized>(&self, s: &mut S, name: &str) {
         s.start(&SML, name);
         write_head(s, &self.cmd_id, self.no_resp);
-        write_opt(s, self.cred.as_ref(), self.meta.as_ref());
+        write_opt(s, self.cred.as_deref(), self.meta.as_ref());
         write_items(s, &self.items);
         s.end();
     }
@@ -1291,7 +1298,7 @@ pub struct Delete {
     /// `<SftDel/>`: soft delete.
     pub sft_del: bool,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Meta>`.
     pub meta: Option<Meta>,
     /// The `<Item>`s.
@@ -1305,7 +1312,7 @@ impl Delete {
         write_head(s, &self.cmd_id, self.no_resp);
         flag(s, &SML, "Archive", self.archive);
         flag(s, &SML, "SftDel", self.sft_del);
-        write_opt(s, self.cred.as_ref(), self.meta.as_ref());
+        write_opt(s, self.cred.as_deref(), self.meta.as_ref());
         write_items(s, &self.items);
         s.end();
     }
@@ -1321,7 +1328,7 @@ pub struct GetPut {
     /// `<Lang>`: preferred language of the results.
     pub lang: Option<String>,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Meta>`: for DevInf the `Type` `application/vnd.syncml-devinf+xml`/`+wbxml`.
     pub meta: Option<Meta>,
     /// The `<Item>`s.
@@ -1334,7 +1341,7 @@ impl GetPut {
         s.start(&SML, name);
         write_head(s, &self.cmd_id, self.no_resp);
         opt_leaf(s, &SML, "Lang", self.lang.as_deref());
-        write_opt(s, self.cred.as_ref(), self.meta.as_ref());
+        write_opt(s, self.cred.as_deref(), self.meta.as_ref());
         write_items(s, &self.items);
         s.end();
     }
@@ -1348,7 +1355,7 @@ pub struct Alert {
     /// `<NoResp/>`.
     pub no_resp: bool,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Data>`: the alert code (any number is accepted, e.g. 390001).
     pub data: Option<AlertCode>,
     /// `<Correlator>` (DS 1.2 / DM 1.2).
@@ -1382,7 +1389,7 @@ pub struct Exec {
     /// `<NoResp/>`.
     pub no_resp: bool,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Meta>`.
     pub meta: Option<Meta>,
     /// `<Correlator>` (1.2).
@@ -1397,7 +1404,7 @@ impl Exec {
     pub fn write<S: Sink + ?Sized>(&self, s: &mut S) {
         s.start(&SML, "Exec");
         write_head(s, &self.cmd_id, self.no_resp);
-        write_opt(s, self.cred.as_ref(), self.meta.as_ref());
+        write_opt(s, self.cred.as_deref(), self.meta.as_ref());
         opt_leaf(s, &SML, "Correlator", self.correlator.as_deref());
         write_items(s, &self.items);
         s.end();
@@ -1414,7 +1421,7 @@ pub struct Map {
     /// `<Source>`: the client database.
     pub source: Source,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Meta>`.
     pub meta: Option<Meta>,
     /// The `<MapItem>`s.
@@ -1428,7 +1435,7 @@ impl Map {
         leaf(s, &SML, "CmdID", &self.cmd_id);
         self.target.write(s);
         self.source.write(s);
-        write_opt(s, self.cred.as_ref(), self.meta.as_ref());
+        write_opt(s, self.cred.as_deref(), self.meta.as_ref());
         for m in &self.map_items {
             m.write(s);
         }
@@ -1539,7 +1546,7 @@ pub struct Search {
     /// `<NoResults/>`: keep the results at the recipient.
     pub no_results: bool,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Target>`: where to keep the results.
     pub target: Option<Target>,
     /// The `<Source>`s: the databases to search.
@@ -1619,9 +1626,9 @@ pub struct Status {
     /// `<SourceRef>`s.
     pub source_refs: Vec<String>,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Chal>`: an authentication challenge (with 401, 407 or 212).
-    pub chal: Option<Chal>,
+    pub chal: Option<Box<Chal>>,
     /// `<Data>`: the status code.
     pub data: StatusCode,
     /// The `<Item>`s (for example the anchor of an answered sync Alert).
@@ -1691,7 +1698,7 @@ pub struct Sync {
     /// `<NoResp/>`.
     pub no_resp: bool,
     /// `<Cred>`.
-    pub cred: Option<Cred>,
+    pub cred: Option<Box<Cred>>,
     /// `<Target>`: the recipient's database.
     pub target: Option<Target>,
     /// `<Source>`: the sender's database.

@@ -291,13 +291,13 @@ impl Engine {
                     st.subscriber = Some(subscriber);
                     if let Some(Command::Status(s)) = reply.statuses.get_mut(hdr_status_idx) {
                         s.data = StatusCode::AUTHENTICATION_ACCEPTED;
-                        s.chal = Some(md5_chal(&nonce));
+                        s.chal = Some(Box::new(md5_chal(&nonce)));
                     }
                 }
                 AuthOutcome::Refused { code, nonce } => {
                     if let Some(Command::Status(s)) = reply.statuses.get_mut(hdr_status_idx) {
                         s.data = code;
-                        s.chal = Some(md5_chal(&nonce));
+                        s.chal = Some(Box::new(md5_chal(&nonce)));
                     }
                     // Nothing of this message is processed; the session is not kept.
                     return Ok(self.finish(&st, inc, reply, true));
