@@ -3,3 +3,5 @@
 //! against our implementation. The tests live in `tests/`; this library holds nothing
 //! yet but their shared documentation.
 #![deny(missing_docs)]
+
+pub mod syncevolution;

@@ -32,6 +32,12 @@ pub enum DecodeError {
         /// Offset of the first invalid byte.
         at: usize,
     },
+    /// A NUL character, which XML 1.0 does not allow anywhere.
+    #[error("byte {at}: NUL character, which XML does not allow")]
+    NulCharacter {
+        /// Offset of the NUL.
+        at: usize,
+    },
     /// quick-xml rejected the input.
     #[error("byte {at}: malformed XML: {message}")]
     Syntax {
@@ -100,6 +106,10 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8 {
         at: e.valid_up_to(),
     })?;
+    // XML 1.0 has no way to carry U+0000 (production [2] Char), in text or CDATA.
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(DecodeError::NulCharacter { at });
+    }
     let mut reader = Reader::from_str(text);
     let cfg = reader.config_mut();
     cfg.trim_text(false);
@@ -158,6 +168,7 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
             },
             Event::GeneralRef(r) => {
                 let c: String = match r.resolve_char_ref() {
+                    Ok(Some('\0')) => return Err(DecodeError::NulCharacter { at }),
                     Ok(Some(c)) => c.to_string(),
                     Ok(None) => match r.as_ref() {
                         "amp" => "&".into(),
@@ -465,6 +476,11 @@ impl Sink for Encoder {
         if self.error.is_some() {
             return;
         }
+        if text.contains('\0') {
+            // XML 1.0 cannot carry U+0000 even as a character reference.
+            self.opaque(text.as_bytes());
+            return;
+        }
         self.close_pending();
         if let Some(top) = self.stack.last_mut() {
             top.has_text = true;
@@ -476,7 +492,10 @@ impl Sink for Encoder {
         if self.error.is_some() {
             return;
         }
-        let Ok(s) = std::str::from_utf8(bytes) else {
+        let Some(s) = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|s| !s.contains('\0'))
+        else {
             let element = self
                 .stack
                 .last()
