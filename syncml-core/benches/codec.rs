@@ -27,6 +27,15 @@ fn codec(c: &mut Criterion) {
         g.bench_function("encode from model", |b| {
             b.iter(|| encode(black_box(&msg), enc).expect("encode"))
         });
+        if enc == Encoding::Wbxml {
+            let opts = syncml_core::xml::EncodeOptions::default();
+            g.bench_function("stream to XML", |b| {
+                b.iter(|| {
+                    syncml_core::transcode(black_box(&bytes), Encoding::Xml, &opts)
+                        .expect("transcode")
+                })
+            });
+        }
         g.finish();
     }
 }

@@ -165,3 +165,87 @@ pub fn rewrite_devinf_type(root: &mut Element, encoding: Encoding) -> usize {
     }
     changed
 }
+
+/// A [`Sink`](crate::tree::Sink) adapter that rewrites DevInf MIME types in MetInf
+/// `Type` elements to the target encoding's (see [`rewrite_devinf_type`]).
+struct RewriteDevInfType<'s, S: crate::tree::Sink + ?Sized> {
+    inner: &'s mut S,
+    want: &'static str,
+    in_type: bool,
+}
+
+impl<S: crate::tree::Sink + ?Sized> crate::tree::Sink for RewriteDevInfType<'_, S> {
+    fn start(&mut self, ns: &crate::tree::Namespace, name: &str) {
+        self.in_type = *ns == crate::tree::Namespace::MetInf && name == "Type";
+        self.inner.start(ns, name);
+    }
+    fn text(&mut self, text: &str) {
+        let t = text.trim();
+        if self.in_type
+            && (t == Encoding::Xml.devinf_mime_type() || t == Encoding::Wbxml.devinf_mime_type())
+        {
+            self.inner.text(self.want);
+        } else {
+            self.inner.text(text);
+        }
+    }
+    fn opaque(&mut self, bytes: &[u8]) {
+        self.inner.opaque(bytes);
+    }
+    fn end(&mut self) {
+        self.in_type = false;
+        self.inner.end();
+    }
+}
+
+/// Converts a message (either encoding, auto-detected) to `to`, element for element,
+/// rewriting the DevInf MIME type to match (WBX-12). WBXML input streams straight into
+/// the XML encoder without building a tree.
+pub fn transcode(
+    bytes: &[u8],
+    to: Encoding,
+    xml_opts: &xml::EncodeOptions,
+) -> Result<Vec<u8>, TranscodeError> {
+    let from = detect(bytes).ok_or(DecodeError::UnknownEncoding)?;
+    if from == Encoding::Wbxml && to == Encoding::Xml {
+        let mut opts = xml_opts.clone();
+        if opts.capacity_hint == 0 {
+            opts.capacity_hint = bytes.len() + bytes.len() / 2;
+        }
+        // The root namespace follows the public ID.
+        let version = match crate::wbxml::sniff_header(bytes).map(|(_, id)| id) {
+            Some(crate::wbxml::PUBLIC_ID_SYNCML_1_0) => crate::tree::SyncMlVersion::V1_0,
+            Some(crate::wbxml::PUBLIC_ID_SYNCML_1_1) => crate::tree::SyncMlVersion::V1_1,
+            _ => crate::tree::SyncMlVersion::V1_2,
+        };
+        opts.version = version;
+        let mut enc = xml::Encoder::new(opts);
+        let mut rw = RewriteDevInfType {
+            inner: &mut enc,
+            want: Encoding::Xml.devinf_mime_type(),
+            in_type: false,
+        };
+        crate::wbxml::decode_to_sink(bytes, &Default::default(), &mut rw)
+            .map_err(DecodeError::from)?;
+        return Ok(enc.finish().map_err(EncodeError::from)?);
+    }
+    let mut root = decode_document(bytes)?.root;
+    rewrite_devinf_type(&mut root, to);
+    Ok(match to {
+        Encoding::Xml => xml::encode_element(&root, xml_opts).map_err(EncodeError::from)?,
+        Encoding::Wbxml => wbxml::encode_element(&root, wbxml::EncodeOptions::default())
+            .map_err(EncodeError::from)?,
+    })
+}
+
+/// Why a conversion failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TranscodeError {
+    /// The input could not be read.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The output could not be written.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}

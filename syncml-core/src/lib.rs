@@ -38,7 +38,7 @@ mod codec;
 
 pub use codec::{
     decode, decode_document, detect, encode, encode_element, encode_wbxml, encode_xml,
-    rewrite_devinf_type, DecodeError, EncodeError, Encoding,
+    rewrite_devinf_type, transcode, DecodeError, EncodeError, Encoding, TranscodeError,
 };
 pub use codes::{AlertCode, StatusCode};
 pub use model::SyncMl;

@@ -247,3 +247,27 @@ fn fuzz_regressions_round_trip_or_are_refused() {
         }
     }
 }
+
+/// The streaming WBXML -> XML conversion (used by `syncml decode`) writes exactly what
+/// the tree path writes.
+#[test]
+fn streaming_transcode_equals_the_tree_path() {
+    for f in captured_wbxml() {
+        let bytes = read(&f);
+        for opts in [xml::EncodeOptions::default(), xml::EncodeOptions::pretty()] {
+            let streamed = syncml_core::transcode(&bytes, Encoding::Xml, &opts).expect("transcode");
+            let mut root = wbxml::decode_document(&bytes).expect("tree").root;
+            syncml_core::rewrite_devinf_type(&mut root, Encoding::Xml);
+            let tree = xml::encode_element(&root, &opts).expect("encode");
+            assert!(streamed == tree, "{}", f.display());
+        }
+        let back = syncml_core::transcode(
+            &syncml_core::transcode(&bytes, Encoding::Xml, &xml::EncodeOptions::default())
+                .expect("to xml"),
+            Encoding::Wbxml,
+            &xml::EncodeOptions::default(),
+        )
+        .expect("to wbxml");
+        assert!(back == bytes, "WBXML -> XML -> WBXML for {}", f.display());
+    }
+}

@@ -11,8 +11,7 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use syncml_core::model::{Command, Data, Meta, SyncMl};
-use syncml_core::tree::Element;
-use syncml_core::{wbxml, xml, Encoding};
+use syncml_core::{xml, Encoding};
 
 const USAGE: &str = "usage:
   syncml decode [-o OUT] FILE|-                 print a message as indented XML (XML or WBXML input)
@@ -82,7 +81,7 @@ fn read_input(path: &str) -> Result<Vec<u8>, Failure> {
     let res = if path == "-" {
         std::io::stdin().read_to_end(&mut buf).map(|_| ())
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf).map(|_| ()))
+        std::fs::read(path).map(|b| buf = b)
     };
     res.map_err(|e| Failure::Input(format!("{path}: {e}")))?;
     Ok(buf)
@@ -99,12 +98,6 @@ fn write_output(path: Option<&str>, bytes: &[u8]) -> Result<(), Failure> {
     res.map_err(|e| Failure::Input(format!("writing output: {e}")))
 }
 
-fn decode_tree(path: &str, bytes: &[u8]) -> Result<Element, Failure> {
-    syncml_core::decode_document(bytes)
-        .map(|d| d.root)
-        .map_err(|e| Failure::Input(format!("{path}: {e}")))
-}
-
 fn run(args: &[String]) -> Result<(), Failure> {
     let Some((cmd, rest)) = args.split_first() else {
         return Err(Failure::Usage("missing command".into()));
@@ -113,9 +106,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
         "decode" => {
             let o = parse(rest)?;
             let bytes = read_input(&o.input)?;
-            let mut root = decode_tree(&o.input, &bytes)?;
-            syncml_core::rewrite_devinf_type(&mut root, Encoding::Xml);
-            let out = xml::encode_element(&root, &xml::EncodeOptions::pretty())
+            let out = syncml_core::transcode(&bytes, Encoding::Xml, &xml::EncodeOptions::pretty())
                 .map_err(|e| Failure::Input(format!("{}: {e}", o.input)))?;
             write_output(o.output.as_deref(), &out)
         }
@@ -124,15 +115,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let to =
                 o.to.ok_or_else(|| Failure::Usage("encode needs --wbxml or --xml".into()))?;
             let bytes = read_input(&o.input)?;
-            let mut root = decode_tree(&o.input, &bytes)?;
-            syncml_core::rewrite_devinf_type(&mut root, to);
-            let out = match to {
-                Encoding::Xml => xml::encode_element(&root, &xml::EncodeOptions::default())
-                    .map_err(|e| e.to_string()),
-                Encoding::Wbxml => wbxml::encode_element(&root, wbxml::EncodeOptions::default())
-                    .map_err(|e| e.to_string()),
-            }
-            .map_err(|e| Failure::Input(format!("{}: {e}", o.input)))?;
+            let out = syncml_core::transcode(&bytes, to, &xml::EncodeOptions::default())
+                .map_err(|e| Failure::Input(format!("{}: {e}", o.input)))?;
             write_output(o.output.as_deref(), &out)
         }
         "show" => {

@@ -2,7 +2,7 @@
 
 use super::{mbuint, public_id_of_fpi, sniff_header, vocabulary, Limits, Vocabulary};
 use crate::names;
-use crate::tree::{Document, Element, Namespace, Node, WbxmlHeader};
+use crate::tree::{Document, Element, Namespace, Node, Sink, WbxmlHeader};
 use std::borrow::Cow;
 
 /// Why bytes are not a WBXML document we can read. Every variant names the byte offset.
@@ -144,6 +144,46 @@ pub enum DecodeError {
 /// Decodes a WBXML document with default [`Limits`].
 pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
     decode_document_with(bytes, &Limits::default())
+}
+
+/// Decodes a WBXML document straight into a [`Sink`] (for example the XML encoder),
+/// without building a tree; returns the header. On error the sink has received a
+/// prefix of the document and should be discarded.
+pub fn decode_to_sink<S: Sink + ?Sized>(
+    bytes: &[u8],
+    limits: &Limits,
+    sink: &mut S,
+) -> Result<WbxmlHeader, DecodeError> {
+    let mut elements = 0usize;
+    let mut d = Decoder {
+        input: bytes,
+        pos: 0,
+        limits,
+        elements: &mut elements,
+        nesting: 0,
+    };
+    let h = d.header()?;
+    d.skip_pis(&h)?;
+    if d.pos >= d.input.len() {
+        return Err(DecodeError::NoRoot { at: d.pos });
+    }
+    let mut b = SinkBuild {
+        sink,
+        open: Vec::with_capacity(16),
+    };
+    d.body_into(&h, &mut b)?;
+    d.skip_pis(&h)?;
+    if d.pos < d.input.len() {
+        return Err(DecodeError::TrailingData {
+            at: d.pos,
+            len: d.input.len() - d.pos,
+        });
+    }
+    Ok(WbxmlHeader {
+        version: h.version,
+        public_id: h.public_id,
+        charset: h.charset_code,
+    })
 }
 
 /// Decodes a WBXML document with the given limits.
@@ -298,7 +338,12 @@ impl<'a> Decoder<'a, '_> {
         if self.pos >= self.input.len() {
             return Err(DecodeError::NoRoot { at: self.pos });
         }
-        let root = self.body(&h)?;
+        let mut b = TreeBuild {
+            stack: Vec::with_capacity(16),
+            root: None,
+        };
+        self.body_into(&h, &mut b)?;
+        let root = b.root.ok_or(DecodeError::NoRoot { at: self.pos })?;
         self.skip_pis(&h)?;
         if self.pos < self.input.len() {
             return Err(DecodeError::TrailingData {
@@ -398,49 +443,48 @@ impl<'a> Decoder<'a, '_> {
         }
     }
 
-    /// Reads the root element and everything in it, iteratively.
-    fn body(&mut self, h: &Header<'a>) -> Result<Element, DecodeError> {
+    /// Reads the root element and everything in it, iteratively, into a builder.
+    fn body_into<B: Build>(&mut self, h: &Header<'a>, b: &mut B) -> Result<(), DecodeError> {
         let mut page: u8 = 0;
-        let mut stack: Vec<Element> = Vec::with_capacity(16);
         loop {
             let at = self.pos;
-            let b = self.byte(if stack.is_empty() {
+            let tok = self.byte(if b.depth() == 0 {
                 "the root element"
             } else {
                 "an END closing an open element"
             })?;
-            match b {
+            match tok {
                 0x00 => {
                     let p_at = self.pos;
                     page = self.byte("a code page number")?;
                     Self::check_page(h, page, p_at)?;
                 }
                 0x01 => {
-                    let Some(done) = stack.pop() else {
+                    if b.depth() == 0 {
                         return Err(DecodeError::UnexpectedToken {
                             at,
-                            token: b,
+                            token: tok,
                             what: "END with no open element",
                         });
-                    };
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(Node::Element(done)),
-                        None => return Ok(done),
+                    }
+                    b.end();
+                    if b.depth() == 0 {
+                        return Ok(());
                     }
                 }
                 0x02 => {
                     let code = self.mb("an entity code")?;
                     let c = char::from_u32(code).ok_or(DecodeError::InvalidEntity { at, code })?;
-                    let parent = Self::open(&mut stack, at, "ENTITY outside the root")?;
+                    Self::need_open(b, at, "ENTITY outside the root")?;
                     let mut buf = [0u8; 4];
-                    push_text(parent, c.encode_utf8(&mut buf));
+                    b.text(c.encode_utf8(&mut buf));
                 }
                 0x03 => {
                     let s_at = self.pos;
                     let raw = self.inline_str()?;
                     let s = self.text(h, raw, s_at)?;
-                    let parent = Self::open(&mut stack, at, "STR_I outside the root")?;
-                    push_text_owned(parent, s);
+                    Self::need_open(b, at, "STR_I outside the root")?;
+                    b.text(&s);
                 }
                 0x83 => {
                     let idx = self.mb("a string-table index")?;
@@ -450,15 +494,17 @@ impl<'a> Decoder<'a, '_> {
                         len: h.strtbl.len(),
                     })?;
                     let s = self.text(h, raw, at)?;
-                    let parent = Self::open(&mut stack, at, "STR_T outside the root")?;
-                    push_text_owned(parent, s);
+                    Self::need_open(b, at, "STR_T outside the root")?;
+                    b.text(&s);
                 }
                 0xC3 => {
                     let len = self.mb("an OPAQUE length")?;
                     let bytes = self.take(len, "OPAQUE data")?;
-                    let node = self.opaque_node(bytes, &stack)?;
-                    let parent = Self::open(&mut stack, at, "OPAQUE outside the root")?;
-                    parent.children.push(node);
+                    Self::need_open(b, at, "OPAQUE outside the root")?;
+                    match self.nested_devinf(bytes, b.in_data(), b.depth()) {
+                        Some(el) => b.element(el),
+                        None => b.opaque(bytes),
+                    }
                 }
                 0x43 => {
                     // A processing instruction inside content: skipped.
@@ -467,13 +513,13 @@ impl<'a> Decoder<'a, '_> {
                 0x40..=0x42 | 0x80..=0x82 | 0xC0..=0xC2 => {
                     return Err(DecodeError::UnexpectedToken {
                         at,
-                        token: b,
+                        token: tok,
                         what: "EXT tokens are not used by SyncML",
                     })
                 }
                 _ => {
                     // A tag, possibly LITERAL.
-                    let token = b & 0x3F;
+                    let token = tok & 0x3F;
                     let (ns, name): (Namespace, Cow<'static, str>) = if token == 0x04 {
                         let idx = self.mb("a LITERAL tag name index")?;
                         let raw = string_at(h.strtbl, idx).ok_or(DecodeError::StrTableOffset {
@@ -492,7 +538,7 @@ impl<'a> Decoder<'a, '_> {
                         let (ns, n) = self.tag_name(h, page, token, at)?;
                         (ns, Cow::Borrowed(n))
                     };
-                    if b & 0x80 != 0 {
+                    if tok & 0x80 != 0 {
                         self.skip_attributes(h)?;
                     }
                     *self.elements += 1;
@@ -502,23 +548,18 @@ impl<'a> Decoder<'a, '_> {
                             max: self.limits.max_elements,
                         });
                     }
-                    let el = Element {
-                        ns,
-                        name,
-                        children: Vec::new(),
-                    };
-                    if b & 0x40 != 0 {
-                        if stack.len() + self.nesting >= self.limits.max_depth {
-                            return Err(DecodeError::TooDeep {
-                                at,
-                                max: self.limits.max_depth,
-                            });
-                        }
-                        stack.push(el);
-                    } else {
-                        match stack.last_mut() {
-                            Some(parent) => parent.children.push(Node::Element(el)),
-                            None => return Ok(el),
+                    let has_content = tok & 0x40 != 0;
+                    if has_content && b.depth() + self.nesting >= self.limits.max_depth {
+                        return Err(DecodeError::TooDeep {
+                            at,
+                            max: self.limits.max_depth,
+                        });
+                    }
+                    b.start(ns, name);
+                    if !has_content {
+                        b.end();
+                        if b.depth() == 0 {
+                            return Ok(());
                         }
                     }
                 }
@@ -526,41 +567,126 @@ impl<'a> Decoder<'a, '_> {
         }
     }
 
-    fn open<'s>(
-        stack: &'s mut [Element],
-        at: usize,
-        what: &'static str,
-    ) -> Result<&'s mut Element, DecodeError> {
-        stack
-            .last_mut()
-            .ok_or(DecodeError::UnexpectedToken { at, token: 0, what })
+    fn need_open<B: Build>(b: &B, at: usize, what: &'static str) -> Result<(), DecodeError> {
+        if b.depth() == 0 {
+            Err(DecodeError::UnexpectedToken { at, token: 0, what })
+        } else {
+            Ok(())
+        }
     }
 
-    /// An OPAQUE inside a SyncML `Data` that is itself a DevInf WBXML document becomes
-    /// that document's root element (WBX-11); anything else stays opaque.
-    fn opaque_node(&mut self, bytes: &'a [u8], stack: &[Element]) -> Result<Node, DecodeError> {
-        let in_data = stack
+    /// An OPAQUE inside a SyncML `Data` that is itself a DevInf WBXML document is read
+    /// as that document's root element (WBX-11); anything else stays opaque. A nested
+    /// document that does not decode stays opaque: the model then reports the DevInf
+    /// as unreadable data.
+    fn nested_devinf(&mut self, bytes: &'a [u8], in_data: bool, depth: usize) -> Option<Element> {
+        if !in_data || self.nesting != 0 {
+            return None;
+        }
+        let (_, pid) = sniff_header(bytes)?;
+        if vocabulary(pid) != Some(Vocabulary::DevInf) {
+            return None;
+        }
+        let mut inner = Decoder {
+            input: bytes,
+            pos: 0,
+            limits: self.limits,
+            elements: self.elements,
+            nesting: self.nesting + depth,
+        };
+        inner.document().ok().map(|d| d.root)
+    }
+}
+
+/// Receives what the decoder reads: a tree builder, or a streaming [`Sink`].
+trait Build {
+    /// Open elements.
+    fn depth(&self) -> usize;
+    /// True when the innermost open element is a SyncML `Data`.
+    fn in_data(&self) -> bool;
+    fn start(&mut self, ns: Namespace, name: Cow<'static, str>);
+    fn text(&mut self, s: &str);
+    fn opaque(&mut self, bytes: &[u8]);
+    /// A whole element (a nested DevInf document's root).
+    fn element(&mut self, el: Element);
+    fn end(&mut self);
+}
+
+struct TreeBuild {
+    stack: Vec<Element>,
+    root: Option<Element>,
+}
+
+impl Build for TreeBuild {
+    fn depth(&self) -> usize {
+        self.stack.len()
+    }
+    fn in_data(&self) -> bool {
+        self.stack
             .last()
-            .is_some_and(|e| e.name == "Data" && e.ns == Namespace::SyncMl);
-        if in_data && self.nesting == 0 {
-            if let Some((_, pid)) = sniff_header(bytes) {
-                if vocabulary(pid) == Some(Vocabulary::DevInf) {
-                    let mut inner = Decoder {
-                        input: bytes,
-                        pos: 0,
-                        limits: self.limits,
-                        elements: self.elements,
-                        nesting: self.nesting + stack.len(),
-                    };
-                    // A nested document that does not decode stays opaque: the
-                    // model layer then reports the DevInf as unreadable data.
-                    if let Ok(doc) = inner.document() {
-                        return Ok(Node::Element(doc.root));
-                    }
-                }
+            .is_some_and(|e| e.name == "Data" && e.ns == Namespace::SyncMl)
+    }
+    fn start(&mut self, ns: Namespace, name: Cow<'static, str>) {
+        self.stack.push(Element {
+            ns,
+            name,
+            children: Vec::new(),
+        });
+    }
+    fn text(&mut self, s: &str) {
+        if let Some(top) = self.stack.last_mut() {
+            push_text(top, s);
+        }
+    }
+    fn opaque(&mut self, bytes: &[u8]) {
+        if let Some(top) = self.stack.last_mut() {
+            top.children.push(Node::Opaque(bytes.to_vec()));
+        }
+    }
+    fn element(&mut self, el: Element) {
+        if let Some(top) = self.stack.last_mut() {
+            top.children.push(Node::Element(el));
+        }
+    }
+    fn end(&mut self) {
+        if let Some(done) = self.stack.pop() {
+            match self.stack.last_mut() {
+                Some(parent) => parent.children.push(Node::Element(done)),
+                None => self.root = Some(done),
             }
         }
-        Ok(Node::Opaque(bytes.to_vec()))
+    }
+}
+
+struct SinkBuild<'s, S: Sink + ?Sized> {
+    sink: &'s mut S,
+    /// For each open element: is it a SyncML `Data`?
+    open: Vec<bool>,
+}
+
+impl<S: Sink + ?Sized> Build for SinkBuild<'_, S> {
+    fn depth(&self) -> usize {
+        self.open.len()
+    }
+    fn in_data(&self) -> bool {
+        self.open.last().copied().unwrap_or(false)
+    }
+    fn start(&mut self, ns: Namespace, name: Cow<'static, str>) {
+        self.open.push(name == "Data" && ns == Namespace::SyncMl);
+        self.sink.start(&ns, &name);
+    }
+    fn text(&mut self, s: &str) {
+        self.sink.text(s);
+    }
+    fn opaque(&mut self, bytes: &[u8]) {
+        self.sink.opaque(bytes);
+    }
+    fn element(&mut self, el: Element) {
+        el.write(self.sink);
+    }
+    fn end(&mut self) {
+        self.open.pop();
+        self.sink.end();
     }
 }
 
@@ -569,14 +695,6 @@ fn push_text(parent: &mut Element, s: &str) {
         t.push_str(s);
     } else {
         parent.children.push(Node::Text(s.to_string()));
-    }
-}
-
-fn push_text_owned(parent: &mut Element, s: String) {
-    if let Some(Node::Text(t)) = parent.children.last_mut() {
-        t.push_str(&s);
-    } else {
-        parent.children.push(Node::Text(s));
     }
 }
 

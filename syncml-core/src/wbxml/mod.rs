@@ -22,7 +22,7 @@ mod decode;
 mod encode;
 pub mod mbuint;
 
-pub use decode::{decode_document, decode_document_with, DecodeError};
+pub use decode::{decode_document, decode_document_with, decode_to_sink, DecodeError};
 pub use encode::{encode_element, EncodeError, EncodeOptions, Encoder};
 
 /// WBXML public identifier of SyncML 1.0 (`-//SYNCML//DTD SyncML 1.0//EN`).

@@ -316,6 +316,8 @@ pub struct EncodeOptions {
     pub declaration: bool,
     /// The SyncML version whose namespace the root declares (`SYNCML:SYNCML1.2`).
     pub version: SyncMlVersion,
+    /// Bytes to reserve for the output up front (0: grow as needed).
+    pub capacity_hint: usize,
 }
 
 impl EncodeOptions {
@@ -325,6 +327,7 @@ impl EncodeOptions {
             pretty: true,
             declaration: true,
             version: SyncMlVersion::default(),
+            capacity_hint: 0,
         }
     }
 }
@@ -371,7 +374,7 @@ pub struct Encoder {
 impl Encoder {
     /// A new encoder.
     pub fn new(opts: EncodeOptions) -> Encoder {
-        let mut out = String::with_capacity(4096);
+        let mut out = String::with_capacity(opts.capacity_hint.max(4096));
         if opts.declaration {
             out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
             if opts.pretty {
