@@ -16,7 +16,8 @@ use syncml_server::http::{self, HttpOptions};
 use syncml_server::service::SyncService;
 use syncml_server::session::{Engine, EngineConfig};
 use syncml_server::store::{
-    AuditFilter, NewSubscriber, NewTerminal, RegisteredBy, Secret, SqliteStore, StoreExt, Timestamp,
+    AuditFilter, LockoutKey, NewSubscriber, NewTerminal, RegisteredBy, Secret, SqliteStore,
+    StoreExt, Timestamp,
 };
 
 #[derive(Parser)]
@@ -78,6 +79,35 @@ enum SubscriberCmd {
     },
     /// List subscribers.
     List,
+    /// Set (or with no --pin, clear) the subscriber's PIN verifier (Argon2id).
+    SetPin {
+        /// Subscriber ID.
+        id: String,
+        /// The PIN.
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Set the subscriber's security level (0: terminal password; 1: + registered
+    /// terminal binding; 2: + PIN).
+    SecurityLevel {
+        /// Subscriber ID.
+        id: String,
+        /// Level 0, 1 or 2.
+        level: u8,
+    },
+    /// Lift a brute-force lockout of the subscriber.
+    Unlock {
+        /// Subscriber ID.
+        id: String,
+    },
+    /// Show the subscriber's audit log, newest first.
+    Audit {
+        /// Subscriber ID.
+        id: String,
+        /// How many events.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +125,22 @@ enum TerminalCmd {
         /// Data classes this terminal syncs (comma separated; default: all).
         #[arg(long, value_delimiter = ',')]
         classes: Vec<String>,
+    },
+    /// Set the data classes a terminal syncs (takes effect at its next session; never
+    /// deletes data).
+    Classes {
+        /// Subscriber ID.
+        subscriber: String,
+        /// Terminal ID.
+        terminal: String,
+        /// Data classes, comma separated (empty: all).
+        #[arg(long, value_delimiter = ',')]
+        set: Vec<String>,
+    },
+    /// Lift a brute-force lockout of the terminal.
+    Unlock {
+        /// Terminal ID.
+        terminal: String,
     },
     /// Remove a terminal (revokes it at once).
     Remove {
@@ -299,6 +345,113 @@ fn run(cli: Cli) -> Result<(), String> {
                     a.event.reason
                 );
             }
+            Ok(())
+        }
+        Cmd::Subscriber(SubscriberCmd::SetPin { id, pin }) => {
+            let store = open(&cli.data)?;
+            let verifier = pin
+                .as_deref()
+                .map(syncml_server::password::hash)
+                .transpose()?
+                .map(Secret::new);
+            store
+                .transaction(|tx| tx.subscriber_set_pin_verifier(&id, verifier.as_ref()))
+                .map_err(|e| format!("subscriber {id}: {e}"))?;
+            println!(
+                "subscriber {id}: PIN {}",
+                if verifier.is_some() { "set" } else { "cleared" }
+            );
+            Ok(())
+        }
+        Cmd::Subscriber(SubscriberCmd::SecurityLevel { id, level }) => {
+            if level > 2 {
+                return Err(format!("security level {level}: expected 0, 1 or 2"));
+            }
+            let store = open(&cli.data)?;
+            store
+                .transaction(|tx| tx.subscriber_set_security_level(&id, level))
+                .map_err(|e| format!("subscriber {id}: {e}"))?;
+            println!("subscriber {id}: security level {level}");
+            Ok(())
+        }
+        Cmd::Subscriber(SubscriberCmd::Unlock { id }) => {
+            let store = open(&cli.data)?;
+            let was = store
+                .transaction(|tx| tx.lockout_reset(LockoutKey::Subscriber(&id)))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "subscriber {id}: {}",
+                if was {
+                    "lockout lifted"
+                } else {
+                    "was not locked"
+                }
+            );
+            Ok(())
+        }
+        Cmd::Subscriber(SubscriberCmd::Audit { id, limit }) => {
+            let store = open(&cli.data)?;
+            let events = store
+                .read(|tx| {
+                    tx.audit_list(&AuditFilter {
+                        subscriber_id: Some(id.clone()),
+                        limit,
+                        ..AuditFilter::default()
+                    })
+                })
+                .map_err(|e| e.to_string())?;
+            for a in events {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    a.event.at.unix_secs(),
+                    a.event.terminal_id.unwrap_or_default(),
+                    a.event.kind,
+                    a.event.status.map(|s| s.to_string()).unwrap_or_default(),
+                    a.event.remote_addr.unwrap_or_default(),
+                    a.event.reason
+                );
+            }
+            Ok(())
+        }
+        Cmd::Terminal(TerminalCmd::Classes {
+            subscriber,
+            terminal,
+            set,
+        }) => {
+            let mut classes = Vec::new();
+            for c in &set {
+                match syncml_server::datastores::resolve(c) {
+                    Some(d) => classes.push(d.name.to_string()),
+                    None => return Err(format!("unknown data class {c}")),
+                }
+            }
+            let store = open(&cli.data)?;
+            store
+                .transaction(|tx| tx.terminal_set_classes(&subscriber, &terminal, &classes))
+                .map_err(|e| format!("terminal {terminal}: {e}"))?;
+            println!(
+                "terminal {terminal}: classes [{}]",
+                if classes.is_empty() {
+                    "all".to_string()
+                } else {
+                    classes.join(",")
+                }
+            );
+            Ok(())
+        }
+        Cmd::Terminal(TerminalCmd::Unlock { terminal }) => {
+            let store = open(&cli.data)?;
+            let was = store
+                .transaction(|tx| tx.lockout_reset(LockoutKey::Terminal(&terminal)))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "terminal {terminal}: {}",
+                if was {
+                    "lockout lifted"
+                } else {
+                    "was not locked"
+                }
+            );
             Ok(())
         }
         Cmd::Terminal(TerminalCmd::Register {
