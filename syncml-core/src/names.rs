@@ -68,7 +68,7 @@ code_page! {
 
 code_page! {
     /// DevInf 1.2, code page 0 of a DevInf document. In DevInf 1.0/1.1 token 0x1C is
-    /// `Size` rather than `MaxSize` (see [`devinf_name`](super::devinf_name)).
+    /// `Size` rather than `MaxSize` (see [`crate::names::devinf_name`]).
     devinf {
         0x05 => "CTCap", 0x06 => "CTType", 0x07 => "DataStore", 0x08 => "DataType",
         0x09 => "DevID", 0x0A => "DevInf", 0x0B => "DevTyp", 0x0C => "DisplayName",

@@ -1,9 +1,9 @@
 //! The typed SyncML message model (SyncML 1.1 and 1.2; 1.0 accepted on input).
 //!
-//! Every type here is built from an [`Element`](crate::tree::Element) tree with
+//! Every type here is built from an [`crate::tree::Element`] tree with
 //! `from_element` (liberal: whitespace trimmed where the value is an identifier,
 //! unknown elements skipped, optional parts may be missing) and written to a
-//! [`Sink`](crate::tree::Sink) with `write` (strict: DTD element order, only known
+//! [`crate::tree::Sink`] with `write` (strict: DTD element order, only known
 //! elements).
 
 mod devinf;
