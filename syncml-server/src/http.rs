@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -108,16 +108,41 @@ fn session_token(query: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// True for a plausible `host[:port]` authority: letters, digits, `.-_:` and the
+/// brackets of an IPv6 literal. Anything else (`/`, `?`, `@`, spaces...) would end up
+/// inside the RespURI we hand back, so it is refused.
+fn valid_authority(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
+}
+
+/// 413, closing the connection: the unread rest of the body is not worth draining.
+fn too_large() -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::PAYLOAD_TOO_LARGE, "message too large");
+    r.headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 async fn serve_one<H: MessageHandler>(
     handler: Arc<H>,
     opts: Arc<HttpOptions>,
     req: Request<Incoming>,
-    remote: SocketAddr,
-    tls: bool,
+    conn: ConnInfo,
 ) -> Response<Full<Bytes>> {
+    let ConnInfo { remote, local, tls } = conn;
     let path = req.uri().path().to_string();
-    if req.method() == Method::GET && (path == "/health" || path == "/ready") {
-        return text(StatusCode::OK, "ok");
+    if path == "/health" || path == "/ready" {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            return text(StatusCode::OK, "ok");
+        }
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        r.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
     }
     if path != opts.path {
         return text(StatusCode::NOT_FOUND, "no SyncML service at this path");
@@ -143,14 +168,31 @@ async fn serve_one<H: MessageHandler>(
             "expected application/vnd.syncml+xml or application/vnd.syncml+wbxml",
         );
     };
-    let host = req
-        .headers()
-        .get(hyper::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
+    // The RespURI we hand out must lead back here: the authority of an absolute-form
+    // request target wins over Host (RFC 9112 §3.2.2); without either (HTTP/1.0) the
+    // address the client connected to is the best we know.
+    let host = match req.uri().authority() {
+        Some(a) => Some(a.as_str().to_string()),
+        None => req
+            .headers()
+            .get(hyper::header::HOST)
+            .map(|v| v.to_str().unwrap_or("").to_string()),
+    };
+    let host = match host {
+        Some(h) if valid_authority(&h) => h,
+        Some(h) => {
+            warn!(%remote, host = %h.escape_debug(), "refused: malformed Host");
+            return text(StatusCode::BAD_REQUEST, "malformed Host header");
+        }
+        None => local.to_string(),
+    };
     let base_url = format!("{}://{host}{path}", if tls { "https" } else { "http" });
     let session_token = session_token(req.uri().query());
+    // Refuse an announced oversized body before reading any of it.
+    if hyper::body::Body::size_hint(req.body()).lower() > opts.max_body as u64 {
+        warn!(%remote, max = opts.max_body, "refused: message larger than the body limit");
+        return too_large();
+    }
     let body = match Limited::new(req.into_body(), opts.max_body).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -158,7 +200,7 @@ async fn serve_one<H: MessageHandler>(
                 .is_some()
             {
                 warn!(%remote, max = opts.max_body, "refused: message larger than the body limit");
-                return text(StatusCode::PAYLOAD_TOO_LARGE, "message too large");
+                return too_large();
             }
             warn!(%remote, error = %e, "request body could not be read");
             return text(StatusCode::BAD_REQUEST, "request body could not be read");
@@ -183,7 +225,19 @@ async fn serve_one<H: MessageHandler>(
     }
 }
 
+/// What the binding knows about a connection.
+#[derive(Debug, Clone, Copy)]
+struct ConnInfo {
+    remote: SocketAddr,
+    local: SocketAddr,
+    tls: bool,
+}
+
 /// A running server: its address and a handle to stop it.
+///
+/// Dropping it without calling [`Running::shutdown`] (while no
+/// [`Running::shutdown_trigger`] sender is alive) also stops the server, in the
+/// background.
 #[derive(Debug)]
 pub struct Running {
     /// The bound address (useful with port 0).
@@ -193,8 +247,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight messages finish (up to the grace period) and
-    /// waits for the server task.
+    /// Stops accepting (the listening socket is closed at once, so new connections are
+    /// refused), lets in-flight messages finish (up to the grace period, after which
+    /// the remaining connections are dropped) and waits for the server task.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
@@ -206,10 +261,16 @@ impl Running {
         let _ = self.task.await;
     }
 
-    /// A sender that triggers shutdown (for signal handlers).
+    /// A sender that triggers shutdown (for signal handlers): send `true`.
     pub fn shutdown_trigger(&self) -> tokio::sync::watch::Sender<bool> {
         self.shutdown.clone()
     }
+}
+
+/// Resolves when `true` is sent or every sender is dropped.
+async fn stop_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    // The returned guard is not `Send`; drop it before returning.
+    let _ = rx.wait_for(|stop| *stop).await.map(drop);
 }
 
 /// Serves SyncML over HTTP (or HTTPS when `tls` is given) on `listener`.
@@ -223,11 +284,27 @@ pub fn serve<H: MessageHandler>(
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let opts = Arc::new(opts);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    // HTTP/1 only: SyncML clients speak HTTP/1.x, and the auto builder's h1/h2 sniffing
+    // would wait for a first byte with no timeout at all.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    // Without a timer hyper applies no header-read timeout (slowloris); the
+    // per-request timeout below only starts once the headers are in. It also bounds
+    // how long a connection may sit idle before (or between) requests.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.request_timeout);
+    let builder = Arc::new(builder);
+    let handshake_timeout = opts.request_timeout;
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut conns = tokio::task::JoinSet::new();
         loop {
+            // Reap finished connection tasks so the set does not grow without bound.
+            while conns.try_join_next().is_some() {}
             tokio::select! {
-                _ = rx.changed() => break,
+                // `true` sent, or every sender dropped: stop.
+                () = stop_requested(&mut rx) => break,
                 accepted = listener.accept() => {
                     let (stream, remote) = match accepted {
                         Ok(x) => x,
@@ -240,7 +317,7 @@ pub fn serve<H: MessageHandler>(
                     let _ = stream.set_nodelay(true);
                     let handler = handler.clone();
                     let opts2 = opts.clone();
-                    let is_tls = acceptor.is_some();
+                    let info = ConnInfo { remote, local: local_addr, tls: acceptor.is_some() };
                     let svc = hyper::service::service_fn(move |req| {
                         let handler = handler.clone();
                         let opts = opts2.clone();
@@ -248,7 +325,7 @@ pub fn serve<H: MessageHandler>(
                             let timeout = opts.request_timeout;
                             let resp = match tokio::time::timeout(
                                 timeout,
-                                serve_one(handler, opts, req, remote, is_tls),
+                                serve_one(handler, opts, req, info),
                             )
                             .await
                             {
@@ -261,27 +338,29 @@ pub fn serve<H: MessageHandler>(
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
-                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let builder = builder.clone();
                     match &acceptor {
                         Some(acc) => {
                             let acc = acc.clone();
                             let watcher = graceful.watcher();
-                            tokio::spawn(async move {
-                                match acc.accept(stream).await {
-                                    Ok(tls_stream) => {
+                            conns.spawn(async move {
+                                // The handshake gets the same allowance as a request's headers.
+                                match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
+                                    Ok(Ok(tls_stream)) => {
                                         let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
                                         if let Err(e) = watcher.watch(conn.into_owned()).await {
                                             debug!(%remote, error = %e, "connection ended");
                                         }
                                     }
-                                    Err(e) => debug!(%remote, error = %e, "TLS handshake failed"),
+                                    Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
+                                    Err(_) => debug!(%remote, "TLS handshake timed out"),
                                 }
                             });
                         }
                         None => {
                             let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                             let fut = graceful.watch(conn);
-                            tokio::spawn(async move {
+                            conns.spawn(async move {
                                 if let Err(e) = fut.await {
                                     debug!(%remote, error = %e, "connection ended");
                                 }
@@ -291,6 +370,9 @@ pub fn serve<H: MessageHandler>(
                 }
             }
         }
+        // Close the listening socket now, not when this task ends: connections arriving
+        // during the grace period are refused instead of waiting in the backlog.
+        drop(listener);
         info!("shutting down: waiting for in-flight messages");
         if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
             .await
@@ -298,6 +380,8 @@ pub fn serve<H: MessageHandler>(
         {
             warn!("shutdown grace period over; dropping remaining connections");
         }
+        // Connections still in their TLS handshake, or past the grace period.
+        conns.shutdown().await;
     });
     Ok(Running {
         local_addr,
