@@ -10,7 +10,14 @@ pub struct DatastoreDef {
     pub name: &'static str,
     /// What a client may call it (compared case-insensitively, with or without `./`).
     pub aliases: &'static [&'static str],
-    /// Preferred content type and version.
+    /// Preferred content type and version (DevInf `Rx-Pref`/`Tx-Pref`).
+    ///
+    /// Items are stored as received and never converted, so this is the richest format
+    /// of the class: a client that handles several formats sends its items in the
+    /// server's preferred one, and a legacy preference makes it down-convert, which
+    /// loses data (SyncEvolution turns an iCalendar 2.0 event into vCalendar 1.0,
+    /// dropping `DTSTAMP` and inventing a `DESCRIPTION`). Legacy-only handsets find
+    /// their format in `others` (`Rx`/`Tx`).
     pub preferred: (&'static str, &'static str),
     /// Other accepted content types and versions.
     pub others: &'static [(&'static str, &'static str)],
@@ -23,22 +30,22 @@ pub const DATASTORES: &[DatastoreDef] = &[
     DatastoreDef {
         name: "contacts",
         aliases: &["addressbook", "contact", "card", "vcard", "pab", "contacts"],
-        preferred: ("text/x-vcard", "2.1"),
-        others: &[("text/vcard", "3.0")],
+        preferred: ("text/vcard", "3.0"),
+        others: &[("text/x-vcard", "2.1")],
         large_objects: false,
     },
     DatastoreDef {
         name: "calendar",
         aliases: &["calendar", "cal", "event", "events", "scal"],
-        preferred: ("text/x-vcalendar", "1.0"),
-        others: &[("text/calendar", "2.0")],
+        preferred: ("text/calendar", "2.0"),
+        others: &[("text/x-vcalendar", "1.0")],
         large_objects: false,
     },
     DatastoreDef {
         name: "tasks",
         aliases: &["tasks", "task", "todo", "todos", "stask"],
-        preferred: ("text/x-vcalendar", "1.0"),
-        others: &[("text/calendar", "2.0")],
+        preferred: ("text/calendar", "2.0"),
+        others: &[("text/x-vcalendar", "1.0")],
         large_objects: false,
     },
     DatastoreDef {
@@ -108,16 +115,28 @@ pub fn resolve(uri: &str) -> Option<&'static DatastoreDef> {
 }
 
 /// The server's DevInf (1.2, or 1.1 for a SyncML 1.1 session).
-pub fn server_devinf(v11: bool, dev_id: &str) -> DevInf {
+///
+/// `client_uris` maps canonical datastore names to the URI the client uses for them in
+/// this session (`contacts` → `addressbook`). Those datastores are listed under the
+/// client's name (`./addressbook`): a client finds the DevInf of a datastore by the URI
+/// it addresses (the Synthesis engine otherwise logs "No DevInf for remote datastore,
+/// running blind sync attempt" and ignores our content types and sync caps).
+pub fn server_devinf(v11: bool, dev_id: &str, client_uris: &[(&str, String)]) -> DevInf {
     let data_stores = DATASTORES
         .iter()
         .map(|d| {
+            let source_ref = client_uris
+                .iter()
+                .find(|(name, _)| *name == d.name)
+                .map(|(_, uri)| uri.trim().trim_start_matches("./"))
+                .filter(|uri| !uri.is_empty())
+                .map_or_else(|| format!("./{}", d.name), |uri| format!("./{uri}"));
             let ct = |(t, v): (&str, &str)| CtTypeVer {
                 ct_type: t.to_string(),
                 ver_ct: v.to_string(),
             };
             DataStore {
-                source_ref: format!("./{}", d.name),
+                source_ref,
                 display_name: Some(d.name.to_string()),
                 max_guid_size: Some(32),
                 rx_pref: ct(d.preferred),
@@ -177,8 +196,25 @@ mod tests {
 
     #[test]
     fn every_datastore_is_advertised() {
-        let d = server_devinf(false, "http://x/sync");
+        let d = server_devinf(false, "http://x/sync", &[]);
         assert_eq!(d.data_stores.len(), DATASTORES.len());
         assert!(d.support_large_objs);
+        assert_eq!(d.data_stores[0].source_ref, "./contacts");
+    }
+
+    #[test]
+    fn datastores_are_listed_under_the_clients_names() {
+        let d = server_devinf(
+            false,
+            "http://x/sync",
+            &[("contacts", "addressbook".into())],
+        );
+        let refs: Vec<&str> = d
+            .data_stores
+            .iter()
+            .map(|s| s.source_ref.as_str())
+            .collect();
+        assert_eq!(refs[..2], ["./addressbook", "./calendar"]);
+        assert_eq!(d.data_stores[0].rx_pref.ct_type, "text/vcard");
     }
 }

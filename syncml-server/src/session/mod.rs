@@ -8,7 +8,16 @@
 //!
 //! Change semantics (DESIGN §4): each terminal receives exactly the revisions of a
 //! datastore above the mark it has acknowledged, except those it wrote itself; anchors
-//! and the mark move only when the session completes (package 5 answered).
+//! and the mark move only when the session completes (package 5 answered). The one
+//! exception: a slow or refresh sync drops the terminal's map and, with it, its stored
+//! anchors at the Alert, so a session that does not complete is followed by a slow
+//! sync, never by a normal sync over an empty map.
+//!
+//! Conflicts (a change from this terminal to an item another terminal changed since
+//! this terminal's mark) follow [`EngineConfig::conflict_policy`]; a Delete of such an
+//! item loses unless the client wins (419, and the item goes back to the client).
+//! A message the client sends again (same `MsgID`, no answer received) gets the stored
+//! answer and is not processed twice.
 
 pub mod state;
 
@@ -151,25 +160,86 @@ fn fmt_anchor(now: Timestamp) -> String {
     format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z")
 }
 
-/// Item content with volatile lines removed, for slow-sync matching.
+/// Properties that change on every write or that clients rewrite at will; they do
+/// not tell two items apart.
+const VOLATILE_PROPERTIES: &[&str] = &[
+    "REV",
+    "PRODID",
+    "UID",
+    "DTSTAMP",
+    "LAST-MODIFIED",
+    "CREATED",
+];
+
+/// Item content reduced to what identifies it, for slow-sync matching: the same item
+/// written by two different clients must give the same key.
+///
+/// vCard / iCalendar text is unfolded, property names and parameters are upper-cased,
+/// `X-*` and volatile properties ([`VOLATILE_PROPERTIES`]) are dropped, as are empty
+/// values (`NICKNAME:`, `ADR:;;;;;;`: the Synthesis engine pads what it sends with
+/// every property its profile knows) and trailing empty components (`N:Doe;John;;;`
+/// = `N:Doe;John`); a `DESCRIPTION` that repeats the `SUMMARY` is dropped too (the
+/// Synthesis engine adds it for peers without CTCap). The remaining lines are sorted.
+/// Other content is compared line by line the same way.
 fn content_key(data: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(data);
-    let mut lines: Vec<&str> = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| {
-            let u = l.to_ascii_uppercase();
-            !(u.starts_with("REV:")
-                || u.starts_with("PRODID:")
-                || u.starts_with("UID:")
-                || u.starts_with("DTSTAMP:")
-                || u.starts_with("LAST-MODIFIED:")
-                || u.starts_with("X-")
-                || l.is_empty())
+    let mut unfolded: Vec<String> = Vec::new();
+    for raw in text.split('\n') {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        match (raw.strip_prefix([' ', '\t']), unfolded.last_mut()) {
+            (Some(cont), Some(prev)) => prev.push_str(cont),
+            _ => unfolded.push(raw.to_string()),
+        }
+    }
+    let mut props: Vec<(String, String)> = unfolded
+        .iter()
+        .filter_map(|line| {
+            let line = line.trim_end();
+            if line.is_empty() {
+                return None;
+            }
+            let (name_part, value) = split_content_line(line);
+            let name_part = name_part.to_ascii_uppercase();
+            let name = name_part.split(';').next().unwrap_or("");
+            let name = name.rsplit('.').next().unwrap_or(name);
+            if name.starts_with("X-") || VOLATILE_PROPERTIES.contains(&name) {
+                return None;
+            }
+            let mut value = value.trim();
+            while value.ends_with(';') && !value.ends_with("\\;") {
+                value = &value[..value.len() - 1];
+            }
+            if value
+                .chars()
+                .all(|c| c == ';' || c == ',' || c.is_whitespace())
+            {
+                return None;
+            }
+            Some((name_part, value.to_string()))
         })
         .collect();
+    let summary = props
+        .iter()
+        .find(|(n, _)| n == "SUMMARY")
+        .map(|(_, v)| v.clone());
+    props.retain(|(n, v)| !(n == "DESCRIPTION" && Some(v) == summary.as_ref()));
+    let mut lines: Vec<String> = props.into_iter().map(|(n, v)| format!("{n}:{v}")).collect();
     lines.sort_unstable();
     lines.join("\n").into_bytes()
+}
+
+/// Splits a content line at the first `:` outside double quotes into its name part
+/// (group, name, parameters) and its value.
+fn split_content_line(line: &str) -> (&str, &str) {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ':' if !quoted => return (&line[..i], &line[i + 1..]),
+            _ => {}
+        }
+    }
+    (line, "")
 }
 
 fn item_bytes(item: &Item, meta: Option<&Meta>) -> Vec<u8> {
@@ -194,12 +264,29 @@ fn item_bytes(item: &Item, meta: Option<&Meta>) -> Vec<u8> {
     raw.to_vec()
 }
 
-fn content_type(item: &Item, meta: Option<&Meta>, def: &DatastoreDef) -> String {
+/// The item's content type: its own or its command's Meta Type, else the type of
+/// the datastore whose version matches the item's `VERSION:` line (a vCard 2.1 sent
+/// without a type is `text/x-vcard`, not the preferred `text/vcard`), else the
+/// datastore's preferred type.
+fn content_type(item: &Item, meta: Option<&Meta>, def: &DatastoreDef, data: &[u8]) -> String {
     item.meta
         .as_ref()
         .and_then(|m| m.r#type.clone())
         .or_else(|| meta.and_then(|m| m.r#type.clone()))
-        .unwrap_or_else(|| def.preferred.0.to_string())
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(data);
+            let version = text.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.trim()
+                    .eq_ignore_ascii_case("VERSION")
+                    .then(|| value.trim().to_string())
+            });
+            std::iter::once(&def.preferred)
+                .chain(def.others)
+                .find(|(_, v)| version.as_deref() == Some(*v))
+                .map_or(def.preferred.0, |(t, _)| *t)
+                .to_string()
+        })
 }
 
 impl Engine {
@@ -254,6 +341,19 @@ impl Engine {
         };
         if st.phase == Phase::Done {
             st = self.new_state(hdr, rng);
+        }
+        // A client that gets no answer sends the same message again (the Synthesis
+        // engine does, after `RetryInterval`). It was processed and committed already, so
+        // it gets the same answer and is not processed twice: taken for the next message
+        // of the session, a resent package 3 would be read as package 5 and complete the
+        // session (anchors and mark moved) before the client ever saw package 4.
+        if st.last_client_msg_id.as_deref() == Some(hdr.msg_id.trim()) {
+            if let Some(bytes) = &st.last_reply {
+                let reply = syncml_core::decode(bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("stored reply: {e}")))?;
+                info!(terminal = %terminal_id, msg_id = %hdr.msg_id, "retransmitted message; resending our answer");
+                return Ok(reply);
+            }
         }
         // Our messages are numbered 1, 2, 3... within the session (REP-10).
         st.next_msg_id += 1;
@@ -351,7 +451,10 @@ impl Engine {
                         .and_then(|d| st.stores.iter().find(|s| s.name == d.name))
                     {
                         Some(ds) => {
-                            let entries: Vec<MapEntry> = m
+                            // A malformed entry (empty, over-long or control characters)
+                            // is the client's error, not the store's: keep the others and
+                            // say so, instead of failing the whole message.
+                            let (entries, bad): (Vec<MapEntry>, Vec<MapEntry>) = m
                                 .map_items
                                 .iter()
                                 .map(|mi| {
@@ -360,12 +463,17 @@ impl Engine {
                                         mi.target.loc_uri.trim(),
                                     )
                                 })
-                                .collect();
+                                .partition(|e| valid_id(&e.luid) && valid_id(&e.guid));
                             tx.map_put(
                                 SyncKey::new(&subscriber, &terminal_id, &ds.name),
                                 &entries,
                             )?;
-                            StatusCode::OK
+                            if bad.is_empty() {
+                                StatusCode::OK
+                            } else {
+                                warn!(terminal = %terminal_id, datastore = %ds.name, rejected = bad.len(), "malformed Map items");
+                                StatusCode::INCOMPLETE_COMMAND
+                            }
                         }
                         None => StatusCode::NOT_FOUND,
                     };
@@ -390,7 +498,13 @@ impl Engine {
         }
 
         let mut is_final = msg.body.is_final;
-        if msg.body.is_final || asked_next {
+        // While package 4 goes out over several messages, every client message asks for
+        // the next one, with or without Alert 222: the Synthesis engine (SyncEvolution)
+        // answers a non-final package-4 message with its statuses and early Map items
+        // but no Alert 222. Answering that with our own Alert 222 cost a round trip per
+        // message and asked the client for a package it was not sending.
+        let pkg4_pending = st.phase == Phase::ServerSync;
+        if msg.body.is_final || asked_next || pkg4_pending {
             match st.phase {
                 Phase::Init => {
                     st.phase = Phase::ClientSync;
@@ -433,10 +547,16 @@ impl Engine {
         }
 
         // Persist (or drop) the session.
+        let out = self.finish(&st, inc, reply, is_final);
         if st.phase == Phase::Done {
             tx.session_delete(&st.key)?;
             tx.terminal_touch_last_session(&subscriber, &terminal_id, now)?;
         } else {
+            st.last_client_msg_id = Some(hdr.msg_id.trim().to_string());
+            st.last_reply = Some(
+                syncml_core::encode(&out, Encoding::Wbxml)
+                    .map_err(|e| StoreError::Backend(format!("storing our reply: {e}")))?,
+            );
             let state = serde_json::to_vec(&st)
                 .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
             tx.session_save(&SessionRecord {
@@ -448,7 +568,7 @@ impl Engine {
                 expires_at: Timestamp::from_unix_secs(now.unix_secs() + self.cfg.session_ttl),
             })?;
         }
-        Ok(self.finish(&st, inc, reply, is_final))
+        Ok(out)
     }
 
     fn new_state(&self, hdr: &SyncHdr, rng: &mut dyn FnMut(&mut [u8])) -> SessionState {
@@ -519,8 +639,12 @@ impl Engine {
         rng: &mut dyn FnMut(&mut [u8]),
     ) -> Result<AuthOutcome, StoreError> {
         let hdr = &inc.msg.header;
+        // Printable nonces (22 characters, 132 bits): the Synthesis engine (SyncEvolution)
+        // keeps the decoded nonce as a C string, so a NUL byte in a binary nonce truncates
+        // it and the client's next md5 credential fails with 401 (seen on the wire: the
+        // client logged "use nonce='{\xb4^'" for a 16-byte nonce with a zero 4th byte).
         let new_nonce = |rng: &mut dyn FnMut(&mut [u8])| {
-            auth::nonce::encode_next_nonce(&auth::nonce::generate(rng, 16))
+            auth::nonce::encode_next_nonce(&auth::nonce::generate_printable(rng, 22))
         };
         let audit = |tx: &mut dyn Tx, sub: Option<&str>, code: StatusCode, reason: &str| {
             warn!(terminal = terminal_id, subscriber = ?sub, status = code.0, reason, "authentication refused");
@@ -709,7 +833,7 @@ impl Engine {
         }
         reply.status(msg_ref, cmd, StatusCode::OK);
         let v11 = st.ver_dtd == "1.1" || target == "./devinf11";
-        let devinf = datastores::server_devinf(v11, inc.base_url);
+        let devinf = datastores::server_devinf(v11, inc.base_url, &client_uris(st, inc.msg));
         let id = reply.id();
         reply.commands.push(Command::Results(Results {
             cmd_id: id,
@@ -812,8 +936,12 @@ impl Engine {
             status = StatusCode::REFRESH_REQUIRED;
         }
         if matches!(effective, 201 | 203 | 205) {
-            // The client's item IDs are re-established by this sync.
+            // The client's item IDs are re-established by this sync. The stored anchors
+            // go with the old map: should this session not complete, the next one must
+            // not be a normal sync over an empty map (every known item would come back
+            // as new, a duplicate), so it finds no anchors and is made slow (508).
             tx.map_clear(key)?;
+            tx.sync_state_delete(key)?;
         }
         let server_next = fmt_anchor(now);
         let ds = DsState {
@@ -928,6 +1056,12 @@ impl Engine {
             }
         }
         let mut conflict_set: Option<std::collections::HashSet<String>> = None;
+        let acked = st
+            .stores
+            .iter()
+            .find(|d| d.name == def.name)
+            .map(|d| d.acked_before)
+            .unwrap_or(0);
         for c in &s.commands {
             let meta = match c {
                 Command::Add(x) | Command::Replace(x) => x.meta.as_ref(),
@@ -955,6 +1089,13 @@ impl Engine {
                             .map(|s| s.loc_uri.trim().to_string())
                             .or_else(|| item.target.as_ref().map(|t| t.loc_uri.trim().to_string()))
                             .unwrap_or_default();
+                        if !valid_id(&luid) {
+                            // Without a usable LUID the item could never be mapped, so
+                            // the server would send it back as new: refuse it instead.
+                            debug!(luid = %luid, "data item without a usable LUID");
+                            reply.item_status(msg_ref, c, item, StatusCode::INCOMPLETE_COMMAND);
+                            continue;
+                        }
                         let data = item_bytes(item, meta);
                         if data.len() as u64 > self.cfg.max_obj_size {
                             reply.item_status(
@@ -965,12 +1106,8 @@ impl Engine {
                             );
                             continue;
                         }
-                        let ctype = content_type(item, meta, def);
-                        let mut guid = if luid.is_empty() {
-                            None
-                        } else {
-                            tx.map_guid_for_luid(sk, &luid)?
-                        };
+                        let ctype = content_type(item, meta, def, &data);
+                        let mut guid = tx.map_guid_for_luid(sk, &luid)?;
                         let mut code = if is_add {
                             StatusCode::ITEM_ADDED
                         } else {
@@ -998,23 +1135,12 @@ impl Engine {
                             code = StatusCode::ITEM_ADDED;
                         } else if alert == 200 {
                             // Conflict: another terminal changed this item since our mark.
-                            if conflict_set.is_none() {
-                                let acked = st
-                                    .stores
-                                    .iter()
-                                    .find(|d| d.name == def.name)
-                                    .map(|d| d.acked_before)
-                                    .unwrap_or(0);
-                                conflict_set = Some(
-                                    tx.changes_since(dsk, acked, Some(term), None)?
-                                        .into_iter()
-                                        .map(|ch| ch.guid)
-                                        .collect(),
-                                );
-                            }
-                            let conflicted = match (&guid, &conflict_set) {
-                                (Some(g), Some(set)) => set.contains(g),
-                                _ => false,
+                            let conflicted = match &guid {
+                                Some(g) => {
+                                    changed_elsewhere(&mut conflict_set, tx, dsk, acked, term)?
+                                        .contains(g)
+                                }
+                                None => false,
                             };
                             if conflicted {
                                 match self.cfg.conflict_policy {
@@ -1048,7 +1174,7 @@ impl Engine {
                             now,
                         )?;
                         if let Some(p) = put.into_iter().next() {
-                            if guid.is_none() && !luid.is_empty() {
+                            if guid.is_none() {
                                 tx.map_put(sk, &[MapEntry::new(luid.clone(), p.guid.clone())])?;
                             }
                             if let Some(ds) = st.store_mut(def.name) {
@@ -1067,6 +1193,27 @@ impl Engine {
                             .or_else(|| item.target.as_ref().map(|t| t.loc_uri.trim().to_string()))
                             .unwrap_or_default();
                         let code = match tx.map_guid_for_luid(sk, &luid)? {
+                            Some(g)
+                                if alert == 200
+                                    && self.cfg.conflict_policy != ConflictPolicy::ClientWins
+                                    && changed_elsewhere(
+                                        &mut conflict_set,
+                                        tx,
+                                        dsk,
+                                        acked,
+                                        term,
+                                    )?
+                                    .contains(&g)
+                                    && tx.item_get(dsk, &g)?.is_some_and(|i| !i.deleted) =>
+                            {
+                                // Another terminal changed the item the client deleted:
+                                // the change wins over the delete (nothing is lost). The
+                                // client's LUID is forgotten, so package 4 sends the item
+                                // back to it as an Add.
+                                debug!(guid = %g, "delete of an item changed elsewhere refused");
+                                tx.map_remove_luids(sk, std::slice::from_ref(&luid))?;
+                                StatusCode::CONFLICT_RESOLVED_WITH_SERVER_DATA
+                            }
                             Some(g) => {
                                 let r = tx.items_delete(
                                     dsk,
@@ -1302,6 +1449,57 @@ enum AuthOutcome {
     Refused { code: StatusCode, nonce: String },
 }
 
+/// The GUIDs of a datastore that another terminal changed (or deleted) after revision
+/// `acked`, the terminal's mark: what a change from `term` in this session conflicts
+/// with. Computed once per Sync and kept in `cache`.
+fn changed_elsewhere<'c>(
+    cache: &'c mut Option<std::collections::HashSet<String>>,
+    tx: &mut dyn Tx,
+    dsk: DatastoreKey<'_>,
+    acked: i64,
+    term: &str,
+) -> Result<&'c std::collections::HashSet<String>, StoreError> {
+    if cache.is_none() {
+        let set = tx
+            .changes_since(dsk, acked, Some(term), None)?
+            .into_iter()
+            .map(|ch| ch.guid)
+            .collect();
+        *cache = Some(set);
+    }
+    Ok(cache.get_or_insert_with(Default::default))
+}
+
+/// Whether a client-supplied LUID or GUID can be stored (non-empty, at most
+/// [`MAX_ID_LEN`](crate::store::MAX_ID_LEN) bytes, no control characters).
+fn valid_id(id: &str) -> bool {
+    crate::store::validate_id("id", id).is_ok()
+}
+
+/// The URIs the client uses for our datastores: those alerted earlier in the session
+/// and those alerted in this message (SyncEvolution sends its `Get` of our DevInf
+/// before its `Alert`s, in the same message).
+fn client_uris(st: &SessionState, msg: &SyncMl) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    let earlier = st.stores.iter().map(|ds| ds.server_uri.as_str());
+    let alerted = msg.body.commands.iter().filter_map(|c| match c {
+        Command::Alert(a) => a
+            .items
+            .first()
+            .and_then(|i| i.target.as_ref())
+            .map(|t| t.loc_uri.as_str()),
+        _ => None,
+    });
+    for uri in earlier.chain(alerted) {
+        if let Some(def) = datastores::resolve(uri) {
+            if !out.iter().any(|(n, _)| *n == def.name) {
+                out.push((def.name, uri.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
 fn md5_chal(nonce: &str) -> Chal {
     Chal {
         meta: Meta {
@@ -1399,10 +1597,530 @@ mod tests {
         );
     }
 
+    /// An engine over a fresh SQLite store with subscriber `test` and terminal `dev1`
+    /// (md5 and basic password `secret`), driving one client session at a time.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: crate::store::SqliteStore,
+        engine: Engine,
+        session: u32,
+        msg: u32,
+        token: Option<String>,
+        nonce: Vec<u8>,
+        seed: u8,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            use crate::store::{NewSubscriber, NewTerminal, RegisteredBy, Secret, StoreExt};
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = crate::store::SqliteStore::open_in_dir(dir.path()).expect("store");
+            store
+                .transaction(|tx| {
+                    let t0 = Timestamp::from_unix_secs(1);
+                    tx.subscriber_create(
+                        &NewSubscriber {
+                            id: "test".into(),
+                            display_name: None,
+                            security_level: 0,
+                        },
+                        t0,
+                    )?;
+                    tx.terminal_register(
+                        &NewTerminal {
+                            terminal_id: "dev1".into(),
+                            subscriber_id: "test".into(),
+                            md5_verifier: Some(Secret::new(auth::md5::user_digest(
+                                "test", "secret",
+                            ))),
+                            basic_verifier: None,
+                            classes: vec![],
+                            registered_by: RegisteredBy::Operator,
+                        },
+                        t0,
+                    )
+                })
+                .expect("provision");
+            Fixture {
+                _dir: dir,
+                store,
+                engine: Engine::default(),
+                session: 0,
+                msg: 0,
+                token: None,
+                nonce: Vec::new(),
+                seed: 0,
+            }
+        }
+
+        /// Starts a new client session (the next `send` is its message 1).
+        fn new_session(&mut self) {
+            self.session += 1;
+            self.msg = 0;
+            self.token = None;
+        }
+
+        fn message(&mut self, commands: Vec<Command>, is_final: bool) -> SyncMl {
+            self.msg += 1;
+            let mut h = SyncHdr::new(
+                SyncMlVersion::V1_2,
+                self.session.to_string(),
+                self.msg.to_string(),
+                "http://srv/sync",
+                "dev1",
+            );
+            h.source.loc_name = Some("test".into());
+            h.meta = Some(Meta {
+                max_msg_size: Some(4096),
+                ..Meta::default()
+            });
+            if self.msg == 1 {
+                h.cred = Some(syncml_core::model::Cred {
+                    meta: Some(Meta {
+                        r#type: Some(auth::TYPE_MD5.into()),
+                        format: Some("b64".into()),
+                        ..Meta::default()
+                    }),
+                    data: Data::Text(auth::md5::credential("test", "secret", &self.nonce)),
+                });
+            }
+            SyncMl {
+                header: h,
+                body: syncml_core::model::SyncBody { commands, is_final },
+            }
+        }
+
+        /// Hands `msg` to the engine in one transaction, as the HTTP layer does.
+        fn post(&mut self, msg: &SyncMl) -> Result<SyncMl, StoreError> {
+            use crate::store::StoreExt;
+            let inc = Incoming {
+                msg,
+                encoding: Encoding::Xml,
+                session_token: self.token.as_deref(),
+                base_url: "http://srv/sync",
+                tls: false,
+                remote: "127.0.0.1:1",
+            };
+            let engine = self.engine.clone();
+            let seed = &mut self.seed;
+            let reply = self.store.transaction(|tx| {
+                let mut rng = |buf: &mut [u8]| {
+                    for b in buf.iter_mut() {
+                        *seed = seed.wrapping_add(1);
+                        *b = *seed;
+                    }
+                };
+                engine.handle(tx, &inc, Timestamp::from_unix_secs(1_800_000_000), &mut rng)
+            })?;
+            if let Some(uri) = &reply.header.resp_uri {
+                self.token = uri.split_once("?s=").map(|(_, t)| t.to_string());
+            }
+            for c in &reply.body.commands {
+                if let Command::Status(s) = c {
+                    if let Some(n) = s.chal.as_ref().and_then(|c| c.meta.next_nonce.as_deref()) {
+                        self.nonce = auth::nonce::decode_next_nonce(n).expect("nonce");
+                    }
+                }
+            }
+            Ok(reply)
+        }
+
+        fn send(&mut self, commands: Vec<Command>, is_final: bool) -> SyncMl {
+            let msg = self.message(commands, is_final);
+            self.post(&msg).expect("message handled")
+        }
+
+        /// Writes `n` contacts of about 600 bytes as another terminal would.
+        fn seed_items(&self, n: usize) {
+            use crate::store::StoreExt;
+            let items: Vec<NewItem> = (0..n)
+                .map(|i| NewItem {
+                    guid: None,
+                    content_type: "text/vcard".into(),
+                    data: format!(
+                        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:P{i}\r\nNOTE:{}\r\nEND:VCARD\r\n",
+                        "x".repeat(600)
+                    )
+                    .into_bytes(),
+                })
+                .collect();
+            self.store
+                .transaction(|tx| {
+                    tx.items_put(
+                        DatastoreKey::new("test", "contacts"),
+                        Some("other"),
+                        &items,
+                        Timestamp::from_unix_secs(2),
+                    )
+                })
+                .expect("seed");
+        }
+
+        fn anchor(&self) -> Option<String> {
+            use crate::store::StoreExt;
+            self.store
+                .read(|tx| tx.sync_state_get(SyncKey::new("test", "dev1", "contacts")))
+                .expect("sync state")
+                .and_then(|s| s.client_anchor)
+        }
+    }
+
+    fn alert(code: u32, last: Option<&str>, next: &str) -> Command {
+        Command::Alert(Alert {
+            cmd_id: "1".into(),
+            data: Some(AlertCode(code)),
+            items: vec![Item {
+                target: Some(Target::new("addressbook")),
+                source: Some(Source::new("./contacts")),
+                meta: Some(Meta {
+                    anchor: Some(Anchor {
+                        last: last.map(str::to_string),
+                        next: next.into(),
+                    }),
+                    ..Meta::default()
+                }),
+                ..Item::default()
+            }],
+            ..Alert::default()
+        })
+    }
+
+    fn client_sync(commands: Vec<Command>) -> Command {
+        Command::Sync(Sync {
+            cmd_id: "2".into(),
+            target: Some(Target::new("addressbook")),
+            source: Some(Source::new("./contacts")),
+            commands,
+            ..Sync::default()
+        })
+    }
+
+    fn codes(m: &SyncMl, cmd: &str) -> Vec<u16> {
+        m.body
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Status(s) if s.cmd == cmd => Some(s.data.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn alert_codes(m: &SyncMl) -> Vec<u32> {
+        m.body
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Alert(a) => a.data.map(|d| d.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn server_adds(m: &SyncMl) -> usize {
+        m.body
+            .commands
+            .iter()
+            .map(|c| match c {
+                Command::Sync(s) => s.commands.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// A slow sync with one client Add, completed through package 5.
+    fn complete_slow_sync(f: &mut Fixture, next: &str) {
+        f.new_session();
+        f.send(vec![alert(201, None, next)], true);
+        let add = Command::Add(ItemCommand {
+            cmd_id: "3".into(),
+            meta: Some(Meta::of_type("text/vcard")),
+            items: vec![Item {
+                source: Some(Source::new("c1")),
+                data: Some(Data::Text("BEGIN:VCARD\r\nFN:C1\r\nEND:VCARD\r\n".into())),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        });
+        f.send(vec![client_sync(vec![add])], true);
+        let done = f.send(vec![], true);
+        assert!(done.header.resp_uri.is_none(), "session complete");
+        assert_eq!(f.anchor().as_deref(), Some(next));
+    }
+
+    #[test]
+    fn nonces_are_printable_so_c_string_clients_keep_them_whole() {
+        let mut f = Fixture::new();
+        f.seed = 255; // the first random byte would be 0
+        f.new_session();
+        let r = f.send(vec![alert(201, None, "a1")], true);
+        assert_eq!(codes(&r, "SyncHdr"), [212]);
+        assert_eq!(f.nonce.len(), 22);
+        assert!(f
+            .nonce
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(b)));
+    }
+
+    #[test]
+    fn devinf_names_datastores_as_the_client_alerts_them() {
+        let mut f = Fixture::new();
+        f.new_session();
+        let get = Command::Get(GetPut {
+            cmd_id: "9".into(),
+            items: vec![Item {
+                target: Some(Target::new("./devinf12")),
+                ..Item::default()
+            }],
+            ..GetPut::default()
+        });
+        let r = f.send(vec![get, alert(201, None, "a1")], true);
+        let devinf = r.body.commands.iter().find_map(|c| match c {
+            Command::Results(res) => match res.items.first().and_then(|i| i.data.as_ref()) {
+                Some(Data::DevInf(d)) => Some(d.clone()),
+                _ => None,
+            },
+            _ => None,
+        });
+        let refs: Vec<String> = devinf
+            .expect("DevInf in Results")
+            .data_stores
+            .iter()
+            .map(|d| d.source_ref.clone())
+            .collect();
+        assert_eq!(
+            refs[..2],
+            ["./addressbook".to_string(), "./calendar".to_string()]
+        );
+    }
+
+    #[test]
+    fn every_client_message_during_package_4_gets_the_next_part() {
+        let mut f = Fixture::new();
+        f.seed_items(12);
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let mut got = server_adds(&f.send(vec![client_sync(vec![])], true));
+        // The client answers each part with statuses only: no Final, no Alert 222.
+        for _ in 0..20 {
+            let r = f.send(vec![], false);
+            assert!(
+                !alert_codes(&r).contains(&222),
+                "no Alert 222 from us: {r:?}"
+            );
+            got += server_adds(&r);
+            if r.body.is_final {
+                break;
+            }
+        }
+        assert_eq!(got, 12, "every item once");
+        let done = f.send(vec![], true);
+        assert!(
+            done.header.resp_uri.is_none(),
+            "package 5 completes the session"
+        );
+        assert_eq!(f.anchor().as_deref(), Some("a1"));
+    }
+
+    #[test]
+    fn a_retransmitted_package_3_gets_package_4_again_and_moves_no_anchor() {
+        let mut f = Fixture::new();
+        complete_slow_sync(&mut f, "a1");
+        f.seed_items(1);
+        f.new_session();
+        f.send(vec![alert(200, Some("a1"), "a2")], true);
+        let pkg3 = f.message(vec![client_sync(vec![])], true);
+        let first = f.post(&pkg3).expect("package 3");
+        let again = f.post(&pkg3).expect("package 3 again");
+        assert_eq!(first, again, "the same answer");
+        assert_eq!(server_adds(&again), 1);
+        assert!(again.header.resp_uri.is_some(), "the session goes on");
+        assert_eq!(f.anchor().as_deref(), Some("a1"), "no anchor moved");
+        f.send(vec![], true);
+        assert_eq!(f.anchor().as_deref(), Some("a2"));
+    }
+
+    #[test]
+    fn an_abandoned_slow_sync_makes_the_next_sync_slow() {
+        let mut f = Fixture::new();
+        complete_slow_sync(&mut f, "a1");
+        // A slow sync that never gets past package 1: the map is gone...
+        f.new_session();
+        f.send(vec![alert(201, Some("a1"), "a2")], true);
+        // ...so a two-way sync with the old anchors must not be taken as normal.
+        f.new_session();
+        let r = f.send(vec![alert(200, Some("a1"), "a3")], true);
+        assert_eq!(codes(&r, "Alert"), [508]);
+        assert_eq!(alert_codes(&r), [201]);
+    }
+
+    #[test]
+    fn malformed_luids_get_item_and_map_statuses_not_a_failed_message() {
+        let mut f = Fixture::new();
+        f.seed_items(1);
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let add = Command::Add(ItemCommand {
+            cmd_id: "3".into(),
+            meta: Some(Meta::of_type("text/vcard")),
+            items: vec![Item {
+                data: Some(Data::Text(
+                    "BEGIN:VCARD\r\nFN:NoLuid\r\nEND:VCARD\r\n".into(),
+                )),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        });
+        let r = f.send(vec![client_sync(vec![add])], true);
+        assert_eq!(codes(&r, "Add"), [412]);
+        let map = Command::Map(syncml_core::model::Map {
+            cmd_id: "4".into(),
+            target: Target::new("addressbook"),
+            source: Source::new("./contacts"),
+            map_items: vec![
+                syncml_core::model::MapItem::new("1", ""),
+                syncml_core::model::MapItem::new("1", "l1"),
+            ],
+            ..syncml_core::model::Map::default()
+        });
+        let r = f.send(vec![map], true);
+        assert_eq!(codes(&r, "Map"), [412]);
+        assert!(r.header.resp_uri.is_none(), "the session still completes");
+    }
+
+    #[test]
+    fn a_delete_of_an_item_changed_elsewhere_loses_and_the_item_comes_back() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        f.seed_items(1);
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let r = f.send(vec![client_sync(vec![])], true);
+        let guid = r
+            .body
+            .commands
+            .iter()
+            .find_map(|c| match c {
+                Command::Sync(s) => s.commands.first().and_then(|c| c.items().first().cloned()),
+                _ => None,
+            })
+            .and_then(|i| i.source)
+            .map(|s| s.loc_uri)
+            .expect("the seeded item in package 4");
+        let map = Command::Map(syncml_core::model::Map {
+            cmd_id: "4".into(),
+            target: Target::new("addressbook"),
+            source: Source::new("./contacts"),
+            map_items: vec![syncml_core::model::MapItem::new(guid.clone(), "c1")],
+            ..syncml_core::model::Map::default()
+        });
+        f.send(vec![map], true);
+        // Another terminal edits the item; this one deletes it.
+        f.store
+            .transaction(|tx| {
+                tx.items_put(
+                    DatastoreKey::new("test", "contacts"),
+                    Some("other"),
+                    &[NewItem {
+                        guid: Some(guid.clone()),
+                        content_type: "text/vcard".into(),
+                        data: b"BEGIN:VCARD\r\nFN:Edited\r\nEND:VCARD\r\n".to_vec(),
+                    }],
+                    Timestamp::from_unix_secs(3),
+                )
+            })
+            .expect("edit");
+        f.new_session();
+        f.send(vec![alert(200, Some("a1"), "a2")], true);
+        let delete = Command::Delete(Delete {
+            cmd_id: "3".into(),
+            items: vec![Item {
+                source: Some(Source::new("c1")),
+                ..Item::default()
+            }],
+            ..Delete::default()
+        });
+        let r = f.send(vec![client_sync(vec![delete])], true);
+        assert_eq!(codes(&r, "Delete"), [419]);
+        let back = r.body.commands.iter().any(|c| match c {
+            Command::Sync(s) => s.commands.iter().any(|c| matches!(c, Command::Add(_))),
+            _ => false,
+        });
+        assert!(
+            back,
+            "the edited item goes back to the client as an Add: {r:?}"
+        );
+        let live = f
+            .store
+            .read(|tx| tx.item_get(DatastoreKey::new("test", "contacts"), &guid))
+            .expect("item");
+        assert!(live.is_some_and(|i| !i.deleted), "nothing is lost");
+    }
+
+    #[test]
+    fn untyped_items_get_the_type_their_version_says() {
+        let contacts = datastores::resolve("contacts").expect("contacts");
+        let item = Item::default();
+        let ct = |data: &str| content_type(&item, None, contacts, data.as_bytes());
+        assert_eq!(
+            ct("BEGIN:VCARD\r\nVERSION:2.1\r\nEND:VCARD\r\n"),
+            "text/x-vcard"
+        );
+        assert_eq!(
+            ct("BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n"),
+            "text/vcard"
+        );
+        assert_eq!(ct("no version at all"), "text/vcard");
+        let typed = Item {
+            meta: Some(Meta::of_type("text/x-vcard")),
+            ..Item::default()
+        };
+        assert_eq!(
+            content_type(&typed, None, contacts, b"VERSION:3.0"),
+            "text/x-vcard",
+            "an explicit type wins"
+        );
+    }
+
     #[test]
     fn content_key_ignores_volatile_lines() {
         let a = b"BEGIN:VCARD\r\nREV:1\r\nN:A;B\r\nEND:VCARD\r\n";
         let b = b"BEGIN:VCARD\r\nN:A;B\r\nREV:2\r\nPRODID:x\r\nEND:VCARD\r\n";
         assert_eq!(content_key(a), content_key(b));
+    }
+
+    #[test]
+    fn content_key_matches_the_same_item_as_written_by_different_clients() {
+        // As another handset stored it, and as SyncEvolution sends it back.
+        let plain = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bob Example\r\nN:Example;Bob;;;\r\n\
+                     NOTE:a long note\\, folded\r\n  in two\r\nEND:VCARD\r\n";
+        let padded =
+            "BEGIN:VCARD\nVERSION:3.0\nPRODID:-//Synthesis AG//NONSGML SyncML Engine//EN\n\
+                      REV:20100328T103410Z\nN:Example;Bob;;;\nFN:Bob Example\n\
+                      X-EVOLUTION-FILE-AS:\nNICKNAME:\nORG:;;;\nTEL:\nADR:;;;;;;\n\
+                      NOTE:a long note\\, folded in two\nGEO:;\nEND:VCARD\n";
+        assert_eq!(
+            content_key(plain.as_bytes()),
+            content_key(padded.as_bytes())
+        );
+        let other = padded.replace("Bob Example", "Rob Example");
+        assert_ne!(content_key(plain.as_bytes()), content_key(other.as_bytes()));
+        let event = "BEGIN:VEVENT\r\nSUMMARY:Lunch\r\nDTSTART:20240103T120000Z\r\nEND:VEVENT\r\n";
+        let with_description = event.replace(
+            "SUMMARY:Lunch\r\n",
+            "SUMMARY:Lunch\r\nDESCRIPTION:Lunch\r\n",
+        );
+        assert_eq!(
+            content_key(event.as_bytes()),
+            content_key(with_description.as_bytes())
+        );
+        let real_description = event.replace(
+            "SUMMARY:Lunch\r\n",
+            "SUMMARY:Lunch\r\nDESCRIPTION:Pizza\r\n",
+        );
+        assert_ne!(
+            content_key(event.as_bytes()),
+            content_key(real_description.as_bytes())
+        );
     }
 }

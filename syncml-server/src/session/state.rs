@@ -78,6 +78,36 @@ pub struct SessionState {
     /// Package-4 commands not yet sent (a WBXML-encoded SyncML message whose body holds
     /// them), when package 4 spans several messages.
     pub pending_pkg4: Option<Vec<u8>>,
+    /// `MsgID` of the client message we answered last.
+    #[serde(default)]
+    pub last_client_msg_id: Option<String>,
+    /// Our answer to that message (WBXML), resent if the client retransmits it.
+    #[serde(default, with = "b64_opt")]
+    pub last_reply: Option<Vec<u8>>,
+}
+
+/// Serialises optional bytes as Base64 text (a JSON array of numbers would take about
+/// three times the space in the session record).
+mod b64_opt {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(t)
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
 }
 
 impl SessionState {
