@@ -229,6 +229,19 @@ pub fn transcode(
             .map_err(DecodeError::from)?;
         return Ok(enc.finish().map_err(EncodeError::from)?);
     }
+    if from == Encoding::Xml && to == Encoding::Wbxml {
+        if let Some(version) = xml_syncml_version(bytes) {
+            let mut enc =
+                crate::wbxml::Encoder::for_syncml(version, wbxml::EncodeOptions::default());
+            let mut rw = RewriteDevInfType {
+                inner: &mut enc,
+                want: Encoding::Wbxml.devinf_mime_type(),
+                in_type: false,
+            };
+            xml::decode_to_sink(bytes, &mut rw).map_err(DecodeError::from)?;
+            return Ok(enc.finish().map_err(EncodeError::from)?);
+        }
+    }
     let mut root = decode_document(bytes)?.root;
     rewrite_devinf_type(&mut root, to);
     Ok(match to {
@@ -248,4 +261,19 @@ pub enum TranscodeError {
     /// The output could not be written.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+}
+
+/// The SyncML version of an XML message, as the tree path would pick it (the first
+/// `VerDTD`, which is the header's), without parsing; `None` when the document does not
+/// look like a SyncML message (then the tree path decides).
+fn xml_syncml_version(bytes: &[u8]) -> Option<crate::tree::SyncMlVersion> {
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    find(bytes, b"<SyncML")?;
+    let Some(i) = find(bytes, b"<VerDTD>") else {
+        return Some(crate::tree::SyncMlVersion::default());
+    };
+    let rest = &bytes[i + 8..];
+    let end = rest.iter().position(|&b| b == b'<')?;
+    let v = std::str::from_utf8(&rest[..end]).ok()?;
+    crate::tree::SyncMlVersion::from_ver_dtd(v).or(Some(crate::tree::SyncMlVersion::default()))
 }

@@ -271,3 +271,28 @@ fn streaming_transcode_equals_the_tree_path() {
         assert!(back == bytes, "WBXML -> XML -> WBXML for {}", f.display());
     }
 }
+
+/// The streaming XML -> WBXML conversion (used by `syncml encode --wbxml`) writes exactly
+/// what the tree path writes, for every captured and public XML message.
+#[test]
+fn streaming_xml_to_wbxml_equals_the_tree_path() {
+    let mut n = 0;
+    for f in captured_xml().into_iter().chain(files("vectors", |p| {
+        p.ends_with(".xml") || p.ends_with(".txt")
+    })) {
+        let bytes = read(&f);
+        let Ok(mut doc) = xml::decode_document(&bytes) else {
+            continue;
+        };
+        syncml_core::rewrite_devinf_type(&mut doc.root, Encoding::Wbxml);
+        let Ok(tree) = wbxml::encode_element(&doc.root, wbxml::EncodeOptions::default()) else {
+            continue;
+        };
+        let streamed =
+            syncml_core::transcode(&bytes, Encoding::Wbxml, &xml::EncodeOptions::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(streamed == tree, "{}", f.display());
+        n += 1;
+    }
+    assert!(n >= 60, "only {n} documents compared");
+}

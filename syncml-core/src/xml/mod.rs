@@ -100,8 +100,7 @@ struct Frame {
     raw_name: String,
 }
 
-/// Decodes an XML document into an element tree.
-pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
+fn reader_for(bytes: &[u8]) -> Result<Reader<&[u8]>, DecodeError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8 {
         at: e.valid_up_to(),
@@ -115,7 +114,171 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
     cfg.trim_text(false);
     cfg.check_end_names = false;
     cfg.expand_empty_elements = false;
+    Ok(reader)
+}
 
+/// Character data outside the root element.
+fn outside_root(after_root: bool, at: usize) -> DecodeError {
+    if after_root {
+        DecodeError::TrailingData { at }
+    } else {
+        DecodeError::Syntax {
+            at,
+            message: "text before the root element".into(),
+        }
+    }
+}
+
+fn general_ref(r: &quick_xml::events::BytesRef<'_>, at: usize) -> Result<String, DecodeError> {
+    Ok(match r.resolve_char_ref() {
+        Ok(Some('\0')) => return Err(DecodeError::NulCharacter { at }),
+        Ok(Some(c)) => c.to_string(),
+        Ok(None) => match r.as_ref() {
+            "amp" => "&".into(),
+            "lt" => "<".into(),
+            "gt" => ">".into(),
+            "quot" => "\"".into(),
+            "apos" => "'".into(),
+            other => {
+                return Err(DecodeError::UnknownEntity {
+                    at,
+                    name: other.to_string(),
+                })
+            }
+        },
+        Err(e) => {
+            return Err(DecodeError::Syntax {
+                at,
+                message: e.to_string(),
+            })
+        }
+    })
+}
+
+struct StreamFrame {
+    frame: Frame,
+    has_elements: bool,
+    pending: String,
+}
+
+impl StreamFrame {
+    /// Emits pending character data, dropping whitespace between child elements as
+    /// [`decode_document`] does.
+    fn flush<S: Sink + ?Sized>(&mut self, sink: &mut S, at_end: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let ignorable = self.pending.trim().is_empty() && (self.has_elements || !at_end);
+        if !ignorable {
+            sink.text(&self.pending);
+        }
+        self.pending.clear();
+    }
+}
+
+/// Decodes an XML document straight into a [`Sink`] (for example the WBXML encoder)
+/// without building a tree, with the same liberal rules as [`decode_document`]. On
+/// error the sink has received a prefix of the document and should be discarded.
+pub fn decode_to_sink<S: Sink + ?Sized>(bytes: &[u8], sink: &mut S) -> Result<(), DecodeError> {
+    let mut reader = reader_for(bytes)?;
+    let mut stack: Vec<StreamFrame> = Vec::with_capacity(16);
+    let mut done = false;
+    loop {
+        let at = reader.buffer_position() as usize;
+        let ev = reader.read_event().map_err(|e| DecodeError::Syntax {
+            at: reader.error_position() as usize,
+            message: e.to_string(),
+        })?;
+        match ev {
+            Event::Start(_) | Event::Empty(_) if done => {
+                return Err(DecodeError::TrailingData { at });
+            }
+            Event::Start(ref s) | Event::Empty(ref s) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep { at, max: MAX_DEPTH });
+                }
+                let frame = open(s, stack.last().map(|f| &f.frame), at)?;
+                if let Some(parent) = stack.last_mut() {
+                    parent.has_elements = true;
+                    parent.flush(sink, false);
+                }
+                sink.start(&frame.el.ns, &frame.el.name);
+                if matches!(ev, Event::Empty(_)) {
+                    sink.end();
+                    done = stack.is_empty();
+                } else {
+                    stack.push(StreamFrame {
+                        frame,
+                        has_elements: false,
+                        pending: String::new(),
+                    });
+                }
+            }
+            Event::End(e) => {
+                let Some(mut top) = stack.pop() else {
+                    return Err(DecodeError::Syntax {
+                        at,
+                        message: format!("unmatched </{}>", e.name().as_ref()),
+                    });
+                };
+                let found = e.name().as_ref().trim().to_string();
+                if found != top.frame.raw_name {
+                    return Err(DecodeError::MismatchedEnd {
+                        at,
+                        expected: top.frame.raw_name,
+                        found,
+                    });
+                }
+                top.flush(sink, true);
+                sink.end();
+                done = stack.is_empty();
+            }
+            Event::Text(t) => match stack.last_mut() {
+                Some(f) => f.pending.push_str(&t),
+                None => {
+                    if !t.trim().is_empty() {
+                        return Err(outside_root(done, at));
+                    }
+                }
+            },
+            Event::GeneralRef(r) => {
+                let c = general_ref(&r, at)?;
+                match stack.last_mut() {
+                    Some(f) => f.pending.push_str(&c),
+                    None => return Err(DecodeError::TrailingData { at }),
+                }
+            }
+            Event::CData(c) => match stack.last_mut() {
+                Some(f) => {
+                    f.flush(sink, false);
+                    sink.opaque(c.as_bytes());
+                }
+                None => return Err(DecodeError::TrailingData { at }),
+            },
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::Eof => {
+                if let Some(f) = stack.last() {
+                    return Err(DecodeError::UnexpectedEof {
+                        at,
+                        expected: format!("</{}>", f.frame.raw_name),
+                    });
+                }
+                return if done {
+                    Ok(())
+                } else {
+                    Err(DecodeError::UnexpectedEof {
+                        at,
+                        expected: "a root element".into(),
+                    })
+                };
+            }
+        }
+    }
+}
+
+/// Decodes an XML document into an element tree.
+pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
+    let mut reader = reader_for(bytes)?;
     let mut stack: Vec<Frame> = Vec::with_capacity(16);
     let mut root: Option<Element> = None;
     loop {
@@ -161,35 +324,13 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
             Event::Text(t) => match stack.last_mut() {
                 Some(f) => push_text(&mut f.el, &t),
                 None => {
-                    if root.is_some() && !t.trim().is_empty() {
-                        return Err(DecodeError::TrailingData { at });
+                    if !t.trim().is_empty() {
+                        return Err(outside_root(root.is_some(), at));
                     }
                 }
             },
             Event::GeneralRef(r) => {
-                let c: String = match r.resolve_char_ref() {
-                    Ok(Some('\0')) => return Err(DecodeError::NulCharacter { at }),
-                    Ok(Some(c)) => c.to_string(),
-                    Ok(None) => match r.as_ref() {
-                        "amp" => "&".into(),
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "quot" => "\"".into(),
-                        "apos" => "'".into(),
-                        other => {
-                            return Err(DecodeError::UnknownEntity {
-                                at,
-                                name: other.to_string(),
-                            })
-                        }
-                    },
-                    Err(e) => {
-                        return Err(DecodeError::Syntax {
-                            at,
-                            message: e.to_string(),
-                        })
-                    }
-                };
+                let c = general_ref(&r, at)?;
                 match stack.last_mut() {
                     Some(f) => push_text(&mut f.el, &c),
                     None => return Err(DecodeError::TrailingData { at }),
