@@ -12,6 +12,7 @@ command -v syncevo-http-server >/dev/null 2>&1 || need_pkgs+=(syncevolution-http
 /usr/bin/python3 -c 'import twisted' >/dev/null 2>&1 || need_pkgs+=(python3-twisted)
 command -v dbus-daemon >/dev/null 2>&1 || need_pkgs+=(dbus)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 if ((${#need_pkgs[@]})); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "test.sh: installing ${need_pkgs[*]}" >&2

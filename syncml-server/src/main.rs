@@ -16,8 +16,8 @@ use syncml_server::http::{self, HttpOptions};
 use syncml_server::service::SyncService;
 use syncml_server::session::{Engine, EngineConfig};
 use syncml_server::store::{
-    AuditFilter, LockoutKey, NewSubscriber, NewTerminal, RegisteredBy, Secret, SqliteStore,
-    StoreExt, Timestamp,
+    AuditFilter, LockoutKey, NewSubscriber, NewTerminal, PgStore, RegisteredBy, Secret,
+    SqliteStore, Store, StoreExt, Timestamp,
 };
 
 #[derive(Parser)]
@@ -30,6 +30,10 @@ struct Cli {
     /// Data directory (the SQLite database lives here).
     #[arg(long, global = true, default_value = "syncml-data")]
     data: PathBuf,
+    /// Use PostgreSQL instead of the embedded SQLite (`postgres://user@host/db`); several
+    /// server nodes can share one database.
+    #[arg(long, global = true)]
+    db: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -171,10 +175,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(data: &PathBuf) -> Result<Arc<SqliteStore>, String> {
-    SqliteStore::open_in_dir(data)
-        .map(Arc::new)
-        .map_err(|e| format!("cannot open the database in {}: {e}", data.display()))
+fn open_store(data: &PathBuf, db: Option<&str>) -> Result<Arc<dyn Store>, String> {
+    match db {
+        Some(url) => PgStore::connect(url)
+            .map(|s| Arc::new(s) as Arc<dyn Store>)
+            .map_err(|e| format!("cannot open the PostgreSQL database: {e}")),
+        None => SqliteStore::open_in_dir(data)
+            .map(|s| Arc::new(s) as Arc<dyn Store>)
+            .map_err(|e| format!("cannot open the database in {}: {e}", data.display())),
+    }
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -196,7 +205,7 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 tracing_subscriber::fmt().with_env_filter(filter).init();
             }
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let tls = match (tls_cert, tls_key) {
                 (Some(c), Some(k)) => {
                     let cert = std::fs::read(&c).map_err(|e| format!("{}: {e}", c.display()))?;
@@ -220,9 +229,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 let running = http::serve(listener, svc, HttpOptions::default(), tls)
                     .map_err(|e| e.to_string())?;
                 tracing::info!(
-                    "syncml-server listening on {scheme}://{}/sync (data in {})",
+                    "syncml-server listening on {scheme}://{}/sync (storage: {})",
                     running.local_addr,
-                    cli.data.display()
+                    if cli.db.is_some() {
+                        "PostgreSQL".to_string()
+                    } else {
+                        cli.data.display().to_string()
+                    }
                 );
                 let trigger = running.shutdown_trigger();
                 tokio::spawn(async move {
@@ -253,7 +266,7 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         }
         Cmd::Subscriber(SubscriberCmd::Add { id, name }) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             store
                 .transaction(|tx| {
                     tx.subscriber_create(
@@ -270,7 +283,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::List) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let subs = store
                 .read(|tx| tx.subscriber_list(None, 10_000))
                 .map_err(|e| e.to_string())?;
@@ -285,7 +298,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Show { id }) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let out = store
                 .read(|tx| {
                     let Some(s) = tx.subscriber_get(&id)? else {
@@ -348,7 +361,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::SetPin { id, pin }) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let verifier = pin
                 .as_deref()
                 .map(syncml_server::password::hash)
@@ -367,7 +380,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if level > 2 {
                 return Err(format!("security level {level}: expected 0, 1 or 2"));
             }
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             store
                 .transaction(|tx| tx.subscriber_set_security_level(&id, level))
                 .map_err(|e| format!("subscriber {id}: {e}"))?;
@@ -375,7 +388,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Unlock { id }) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let was = store
                 .transaction(|tx| tx.lockout_reset(LockoutKey::Subscriber(&id)))
                 .map_err(|e| e.to_string())?;
@@ -390,7 +403,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Audit { id, limit }) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let events = store
                 .read(|tx| {
                     tx.audit_list(&AuditFilter {
@@ -425,7 +438,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     None => return Err(format!("unknown data class {c}")),
                 }
             }
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             store
                 .transaction(|tx| tx.terminal_set_classes(&subscriber, &terminal, &classes))
                 .map_err(|e| format!("terminal {terminal}: {e}"))?;
@@ -440,7 +453,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Terminal(TerminalCmd::Unlock { terminal }) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let was = store
                 .transaction(|tx| tx.lockout_reset(LockoutKey::Terminal(&terminal)))
                 .map_err(|e| e.to_string())?;
@@ -460,7 +473,7 @@ fn run(cli: Cli) -> Result<(), String> {
             password,
             classes,
         }) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let basic = syncml_server::password::hash(&password)?;
             let md5 = syncml_core::auth::md5::user_digest(&subscriber, &password);
             for c in &classes {
@@ -494,7 +507,7 @@ fn run(cli: Cli) -> Result<(), String> {
             subscriber,
             terminal,
         }) => {
-            let store = open(&cli.data)?;
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             store
                 .transaction(|tx| tx.terminal_remove(&subscriber, &terminal))
                 .map_err(|e| format!("terminal {terminal}: {e}"))?;

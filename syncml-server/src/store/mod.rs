@@ -46,14 +46,17 @@
 //! # Backends
 //!
 //! [`SqliteStore`] is the zero-configuration default (a file under a data directory, WAL,
-//! migrations at open). A PostgreSQL backend will implement the same traits; nothing in the
-//! traits or the data types is SQLite specific.
+//! migrations at open). [`PgStore`] implements the same traits on PostgreSQL, for several
+//! server nodes sharing one database (see [`postgres`]); nothing in the traits or the data
+//! types is specific to either.
 
 mod error;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
 pub use error::StoreError;
+pub use postgres::{PgConfig, PgStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use types::*;
 
