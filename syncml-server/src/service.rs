@@ -84,6 +84,15 @@ impl SyncService {
         let result = self
             .store
             .transaction(|tx| self.engine.handle(tx, &inc, t, &mut os_random));
+        let result = match result {
+            // Busy signalling (SP11 §2.12.1): a SyncML answer with only a SyncHdr Status
+            // 101 and no Final; the client sends the message again.
+            Err(StoreError::Busy(e)) => {
+                info!(terminal = %msg.header.source.loc_uri, error = %e, "store busy; answering 101");
+                Ok(self.engine.busy_reply(&inc))
+            }
+            other => other,
+        };
         match result {
             Ok(reply) => {
                 let bytes = match req.encoding {
@@ -113,10 +122,6 @@ impl SyncService {
                     }
                 }
             }
-            Err(StoreError::Busy(_)) => SyncResponse::Error {
-                status: HttpStatus::SERVICE_UNAVAILABLE,
-                reason: "busy, retry".into(),
-            },
             Err(e) => {
                 warn!(error = %e, "message failed; nothing was committed");
                 SyncResponse::Error {

@@ -18,6 +18,15 @@
 //! item loses unless the client wins (419, and the item goes back to the client).
 //! A message the client sends again (same `MsgID`, no answer received) gets the stored
 //! answer and is not processed twice.
+//!
+//! Large objects (LOB items): a client item with `MoreData` is buffered in the session
+//! state (so it survives a restart) and answered 213 until its last chunk, then stored
+//! and answered as a whole item; 411 (no Size on the first chunk), 416 (above our
+//! MaxObjSize) and 424 (size mismatch) store nothing, and a new item or the end of the
+//! client's package before the last chunk drops it with Alert 223. Our items that do not
+//! fit the client's MaxMsgSize go out in chunks, one message each, unless they exceed
+//! its MaxObjSize or its DevInf lacks SupportLargeObjs (then they are not sent, with a
+//! warning); a client status other than 213 for a chunk ends that object.
 
 pub mod state;
 
@@ -26,7 +35,7 @@ use crate::store::{
     AuditEvent, ChangeKind, DatastoreKey, LockoutKey, MapEntry, NewItem, SessionRecord, StoreError,
     SyncKey, SyncState, Terminal, Timestamp, Tx,
 };
-use state::{DsState, Phase, SessionState};
+use state::{DsState, PendingLob, Phase, SessionState};
 use syncml_core::auth;
 use syncml_core::model::{
     Alert, Anchor, Chal, Command, Data, Delete, GetPut, Item, ItemCommand, Meta, Results, Source,
@@ -108,6 +117,14 @@ struct Reply {
 }
 
 impl Reply {
+    fn empty() -> Reply {
+        Reply {
+            next_cmd: 0,
+            statuses: Vec::new(),
+            commands: Vec::new(),
+        }
+    }
+
     fn id(&mut self) -> String {
         self.next_cmd += 1;
         self.next_cmd.to_string()
@@ -497,6 +514,12 @@ impl Engine {
             }
         }
 
+        if msg.body.is_final {
+            // A chunked object cannot outlast the client's package: its last chunk never
+            // came, so nothing of it is stored.
+            lob_abandon(&mut st, &mut reply);
+        }
+
         let mut is_final = msg.body.is_final;
         // While package 4 goes out over several messages, every client message asks for
         // the next one, with or without Alert 222: the Synthesis engine (SyncEvolution)
@@ -569,6 +592,38 @@ impl Engine {
             })?;
         }
         Ok(out)
+    }
+
+    /// The answer to a message the store could not take now (busy signalling, SP11
+    /// §2.12.1): only a Status 101 (In progress) for the SyncHdr and no `Final`, so the
+    /// client sends the same message again later. Nothing of the message was processed.
+    pub fn busy_reply(&self, inc: &Incoming<'_>) -> SyncMl {
+        let hdr = &inc.msg.header;
+        let version = SyncMlVersion::from_ver_dtd(hdr.ver_dtd.trim()).unwrap_or_default();
+        let mut h = SyncHdr::new(
+            version,
+            hdr.session_id.clone(),
+            hdr.msg_id.clone(),
+            hdr.source.loc_uri.clone(),
+            hdr.target.loc_uri.clone(),
+        );
+        if !hdr.ver_proto.trim().is_empty() {
+            h.ver_proto = hdr.ver_proto.trim().to_string();
+        }
+        h.target.loc_name = hdr.source.loc_name.clone();
+        if let Some(tok) = inc.session_token {
+            h.resp_uri = Some(format!("{}?s={}", inc.base_url, tok));
+        }
+        let mut s = Status::new("1", &hdr.msg_id, "0", "SyncHdr", StatusCode::IN_PROGRESS);
+        s.target_refs.push(hdr.target.loc_uri.clone());
+        s.source_refs.push(hdr.source.loc_uri.clone());
+        SyncMl {
+            header: h,
+            body: syncml_core::model::SyncBody {
+                commands: vec![Command::Status(s)],
+                is_final: false,
+            },
+        }
     }
 
     fn new_state(&self, hdr: &SyncHdr, rng: &mut dyn FnMut(&mut [u8])) -> SessionState {
@@ -1072,16 +1127,18 @@ impl Engine {
                 Command::Add(ic) | Command::Replace(ic) => {
                     let is_add = matches!(c, Command::Add(_));
                     for item in &ic.items {
-                        if item.more_data {
-                            // Large objects arriving in chunks are not accepted yet.
-                            reply.item_status(
-                                msg_ref,
-                                c,
-                                item,
-                                StatusCode::PARTIAL_ITEM_NOT_ACCEPTED,
-                            );
-                            continue;
-                        }
+                        // Large objects arrive in chunks (LOB items): buffer them in the
+                        // session until the last one, then take the whole object.
+                        let whole;
+                        let item = match self.lob_chunk(st, def.name, c, item, meta, msg_ref, reply)
+                        {
+                            LobStep::Whole => item,
+                            LobStep::Complete(i) => {
+                                whole = i;
+                                &whole
+                            }
+                            LobStep::Handled => continue,
+                        };
                         let luid = item
                             .source
                             .as_ref()
@@ -1185,6 +1242,7 @@ impl Engine {
                     }
                 }
                 Command::Delete(d) => {
+                    lob_abandon(st, reply);
                     for item in &d.items {
                         let luid = item
                             .source
@@ -1234,11 +1292,110 @@ impl Engine {
                     }
                 }
                 other => {
+                    lob_abandon(st, reply);
                     reply.status(msg_ref, other, StatusCode::COMMAND_NOT_ALLOWED);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Takes one Add/Replace item through large-object reassembly (LOB-08 to LOB-14).
+    #[allow(clippy::too_many_arguments)]
+    fn lob_chunk(
+        &self,
+        st: &mut SessionState,
+        datastore: &str,
+        c: &Command,
+        item: &Item,
+        meta: Option<&Meta>,
+        msg_ref: &str,
+        reply: &mut Reply,
+    ) -> LobStep {
+        let chunk = item.data.as_ref().and_then(Data::as_bytes).unwrap_or(&[]);
+        if let Some(p) = st.pending_lob.as_mut() {
+            let (target, source) = item_key(item);
+            if p.datastore == datastore
+                && p.cmd == c.name()
+                && p.target == target
+                && p.source == source
+            {
+                p.bytes.extend_from_slice(chunk);
+                let received = p.bytes.len() as u64;
+                let declared = p.declared;
+                if received > declared || (!item.more_data && received != declared) {
+                    warn!(declared, received, "large object size mismatch; not stored");
+                    st.pending_lob = None;
+                    reply.item_status(msg_ref, c, item, StatusCode::SIZE_MISMATCH);
+                    return LobStep::Handled;
+                }
+                if item.more_data {
+                    reply.item_status(msg_ref, c, item, StatusCode::CHUNKED_ITEM_ACCEPTED);
+                    return LobStep::Handled;
+                }
+                let Some(p) = st.pending_lob.take() else {
+                    return LobStep::Handled;
+                };
+                debug!(datastore, size = declared, "large object complete");
+                return LobStep::Complete(Item {
+                    target: p.target.map(Target::new),
+                    source: p.source.map(Source::new),
+                    meta: Some(Meta {
+                        r#type: p.content_type,
+                        format: p.format,
+                        ..Meta::default()
+                    }),
+                    data: Some(Data::Binary(p.bytes)),
+                    ..Item::default()
+                });
+            }
+            // A new object before the last chunk of the pending one.
+            lob_abandon(st, reply);
+        }
+        if !item.more_data {
+            return LobStep::Whole;
+        }
+        let item_meta = item.meta.as_ref();
+        let Some(declared) = item_meta.and_then(|m| m.size).or(meta.and_then(|m| m.size)) else {
+            reply.item_status(msg_ref, c, item, StatusCode::SIZE_REQUIRED);
+            return LobStep::Handled;
+        };
+        if declared > self.cfg.max_obj_size {
+            reply.item_status(msg_ref, c, item, StatusCode::REQUESTED_SIZE_TOO_BIG);
+            return LobStep::Handled;
+        }
+        if chunk.len() as u64 > declared {
+            reply.item_status(msg_ref, c, item, StatusCode::SIZE_MISMATCH);
+            return LobStep::Handled;
+        }
+        let (target, source) = item_key(item);
+        st.pending_lob = Some(PendingLob {
+            datastore: datastore.to_string(),
+            cmd: c.name().to_string(),
+            target,
+            source,
+            content_type: item_meta
+                .and_then(|m| m.r#type.clone())
+                .or_else(|| meta.and_then(|m| m.r#type.clone())),
+            format: item_meta
+                .and_then(|m| m.format.clone())
+                .or_else(|| meta.and_then(|m| m.format.clone())),
+            declared,
+            bytes: chunk.to_vec(),
+        });
+        reply.item_status(msg_ref, c, item, StatusCode::CHUNKED_ITEM_ACCEPTED);
+        LobStep::Handled
+    }
+
+    /// The smallest message a chunk of a large object shares: our header and the
+    /// SyncHdr Status we put in every reply, twice (room for one more Status, such as
+    /// that of the client's Alert 222).
+    fn lob_template(&self, st: &SessionState, inc: &Incoming<'_>, reply: &Reply) -> SyncMl {
+        let mut r = Reply::empty();
+        if let Some(h) = reply.statuses.first() {
+            r.statuses = vec![h.clone(), h.clone()];
+        }
+        self.finish(st, inc, r, true)
     }
 
     /// Builds package 4 (the server's modifications) and sends as much as fits.
@@ -1253,6 +1410,18 @@ impl Engine {
     ) -> Result<bool, StoreError> {
         let sub = terminal.subscriber_id.clone();
         let term = terminal.terminal_id.clone();
+        // What the client can take: MaxObjSize, and whether it accepts chunked items
+        // (its DevInf's SupportLargeObjs; without a DevInf we assume it does).
+        let limit = msg_limit(st);
+        let empty = self.lob_template(st, inc, reply);
+        let max_obj = st.client_max_obj_size;
+        let large_ok = match tx.terminal_devinf(&sub, &term)? {
+            Some(bytes) => syncml_core::xml::decode_document(&bytes)
+                .ok()
+                .and_then(|d| syncml_core::model::DevInf::from_element(d.root).ok())
+                .is_none_or(|d| d.support_large_objs),
+            None => true,
+        };
         let mut syncs = Vec::new();
         let mut next_id = 1000u32;
         let mut id = || {
@@ -1335,15 +1504,29 @@ impl Engine {
                     }
                 }
             }
-            ds.sent_changes = cmds.len() as u32;
-            syncs.push(Command::Sync(Sync {
+            let mut shell = Sync {
                 cmd_id: id(),
                 target: Some(Target::new(ds.client_uri.clone())),
                 source: Some(Source::new(ds.server_uri.clone())),
                 number_of_changes: Some(cmds.len() as u32),
-                commands: cmds,
                 ..Sync::default()
-            }));
+            };
+            cmds.retain(|c| {
+                sendable(
+                    &empty,
+                    &shell,
+                    c,
+                    limit,
+                    max_obj,
+                    large_ok,
+                    inc.encoding,
+                    &ds.name,
+                )
+            });
+            ds.sent_changes = cmds.len() as u32;
+            shell.number_of_changes = Some(cmds.len() as u32);
+            shell.commands = cmds;
+            syncs.push(Command::Sync(shell));
         }
         st.phase = Phase::ServerSync;
         self.send_pkg4(st, inc, reply, syncs)
@@ -1355,12 +1538,34 @@ impl Engine {
         inc: &Incoming<'_>,
         reply: &mut Reply,
     ) -> Result<bool, StoreError> {
-        let pending = match st.pending_pkg4.take() {
+        let mut pending = match st.pending_pkg4.take() {
             Some(b) => syncml_core::decode(&b)
                 .map(|m| m.body.commands)
                 .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?,
             None => Vec::new(),
         };
+        // The client's status for the chunk we sent last: 213 asks for the next one;
+        // an error refuses the object, so its remaining chunks are not sent.
+        if let Some((msg_id, cmd_id)) = st.chunk_sent.take() {
+            let refusal = inc.msg.body.commands.iter().find_map(|c| match c {
+                Command::Status(s)
+                    if s.msg_ref.trim() == msg_id
+                        && s.cmd_ref.trim() == cmd_id
+                        && s.data != StatusCode::CHUNKED_ITEM_ACCEPTED
+                        && !s.data.is_success() =>
+                {
+                    Some(s.data)
+                }
+                _ => None,
+            });
+            if let Some(code) = refusal {
+                warn!(
+                    status = code.0,
+                    "client refused a chunk; the rest of that object is not sent"
+                );
+                drop_leading_chunks(&mut pending);
+            }
+        }
         self.send_pkg4(st, inc, reply, pending)
     }
 
@@ -1372,10 +1577,7 @@ impl Engine {
         reply: &mut Reply,
         cmds: Vec<Command>,
     ) -> Result<bool, StoreError> {
-        let limit = st
-            .client_max_msg_size
-            .unwrap_or(u64::MAX)
-            .min(16 * 1024 * 1024) as usize;
+        let limit = msg_limit(st);
         // Renumber so CmdIDs follow the statuses of this message.
         let template_reply = Reply {
             next_cmd: reply.next_cmd,
@@ -1383,15 +1585,50 @@ impl Engine {
             commands: reply.commands.clone(),
         };
         let template = self.finish(st, inc, template_reply, true);
-        let parts =
-            syncml_core::size::split_commands(&template, cmds, limit.max(2048), inc.encoding)
-                .map_err(|e| {
-                    StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}"))
-                })?;
+        // Items too large for a message go out as large-object chunks (MoreData, Size on
+        // the first), one message each; the client's 213 for a chunk asks for the next.
+        let empty = self.lob_template(st, inc, reply);
+        let cmds: Vec<Command> = cmds
+            .into_iter()
+            .map(|c| match c {
+                Command::Sync(mut sync) => {
+                    let mut shell = sync.clone();
+                    shell.commands.clear();
+                    let mut out = Vec::with_capacity(sync.commands.len());
+                    for inner in sync.commands.drain(..) {
+                        match chunk_cmd(&empty, &shell, &inner, limit, inc.encoding) {
+                            Some(chunks) => {
+                                debug!(chunks = chunks.len(), "large object sent in chunks");
+                                out.extend(chunks)
+                            }
+                            None => out.push(inner),
+                        }
+                    }
+                    sync.commands = out;
+                    Command::Sync(sync)
+                }
+                other => other,
+            })
+            .collect();
+        let parts = syncml_core::size::split_commands(&template, cmds, limit, inc.encoding)
+            .map_err(|e| {
+                StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}"))
+            })?;
         let mut parts = parts.into_iter();
         let first = parts.next().unwrap_or_default();
+        st.chunk_sent = None;
         for mut c in first {
             renumber(&mut c, reply);
+            if let Command::Sync(sync) = &c {
+                // A chunk with more to follow ends this message (LOB-11): remember it
+                // to read the client's status for it.
+                if let Some(last) = sync.commands.last() {
+                    if last.items().first().is_some_and(|i| i.more_data) {
+                        st.chunk_sent =
+                            Some((st.next_msg_id.to_string(), last.cmd_id().to_string()));
+                    }
+                }
+            }
             reply.commands.push(c);
         }
         let rest: Vec<Command> = parts.flatten().collect();
@@ -1442,6 +1679,51 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// What [`Engine::lob_chunk`] made of an incoming Add/Replace item.
+// The item is moved straight out by the caller; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum LobStep {
+    /// Not chunked: process the item as it is.
+    Whole,
+    /// The last chunk of a large object: process the reassembled item.
+    Complete(Item),
+    /// A chunk was buffered (213) or refused (411, 416, 424): its status is in the reply.
+    Handled,
+}
+
+fn item_key(item: &Item) -> (Option<String>, Option<String>) {
+    (
+        item.target.as_ref().map(|t| t.loc_uri.trim().to_string()),
+        item.source.as_ref().map(|s| s.loc_uri.trim().to_string()),
+    )
+}
+
+/// Drops an incomplete incoming large object and tells the client with Alert 223 (No
+/// End Of Data) naming the object's Source and Target (a Status cannot: there is no
+/// CmdID to refer to; LOB-14).
+fn lob_abandon(st: &mut SessionState, reply: &mut Reply) {
+    let Some(p) = st.pending_lob.take() else {
+        return;
+    };
+    warn!(
+        datastore = %p.datastore,
+        declared = p.declared,
+        received = p.bytes.len(),
+        "large object interrupted before its last chunk; dropped"
+    );
+    let id = reply.id();
+    reply.commands.push(Command::Alert(Alert {
+        cmd_id: id,
+        data: Some(AlertCode(223)),
+        items: vec![Item {
+            target: p.target.map(Target::new),
+            source: p.source.map(Source::new),
+            ..Item::default()
+        }],
+        ..Alert::default()
+    }));
 }
 
 enum AuthOutcome {
@@ -1556,6 +1838,153 @@ fn add_cmd(id: String, enc: Encoding, guid: &str, ctype: &str, data: Vec<u8>) ->
         items: vec![data_item(None, Some(guid.to_string()), enc, data)],
         ..ItemCommand::default()
     })
+}
+
+/// The size limit for our messages: the client's MaxMsgSize (at least 2 KiB, at most
+/// 16 MiB).
+fn msg_limit(st: &SessionState) -> usize {
+    st.client_max_msg_size
+        .unwrap_or(u64::MAX)
+        .clamp(2048, 16 * 1024 * 1024) as usize
+}
+
+/// Room kept free in every message for what changes between messages (MsgID, CmdIDs).
+const MSG_SLACK: usize = 64;
+
+/// Bytes a message made of `empty` (see [`Engine::lob_template`]) and `shell` holding `cmd` takes, as
+/// [`syncml_core::size::split_commands`] measures it.
+fn encoded_need(empty: &SyncMl, shell: &Sync, cmd: &Command, enc: Encoding) -> usize {
+    let mut m = empty.clone();
+    let mut s = shell.clone();
+    s.commands = vec![cmd.clone()];
+    m.body.commands.push(Command::Sync(s));
+    m.body.is_final = true;
+    syncml_core::size::encoded_len(&m, enc).map_or(usize::MAX, |n| n + 2 + MSG_SLACK)
+}
+
+/// Whether a package-4 command can go to the client: an object larger than its
+/// MaxObjSize cannot (LOB-16), and one that only fits in chunks cannot go to a client
+/// whose DevInf does not declare SupportLargeObjs.
+#[allow(clippy::too_many_arguments)]
+fn sendable(
+    empty: &SyncMl,
+    shell: &Sync,
+    cmd: &Command,
+    limit: usize,
+    max_obj: Option<u64>,
+    large_ok: bool,
+    enc: Encoding,
+    datastore: &str,
+) -> bool {
+    let (Command::Add(ic) | Command::Replace(ic)) = cmd else {
+        return true;
+    };
+    let len = ic
+        .items
+        .iter()
+        .map(|i| {
+            i.data
+                .as_ref()
+                .and_then(Data::as_bytes)
+                .map_or(0, <[u8]>::len)
+        })
+        .max()
+        .unwrap_or(0) as u64;
+    let id = || {
+        ic.items
+            .first()
+            .and_then(|i| i.source.as_ref().or(None).map(|s| s.loc_uri.clone()))
+            .or_else(|| {
+                ic.items
+                    .first()
+                    .and_then(|i| i.target.as_ref().map(|t| t.loc_uri.clone()))
+            })
+            .unwrap_or_default()
+    };
+    if let Some(max) = max_obj.filter(|m| len > *m) {
+        warn!(datastore, item = %id(), size = len, max_obj_size = max, "item larger than the client's MaxObjSize; cannot send it");
+        return false;
+    }
+    if !large_ok && encoded_need(empty, shell, cmd, enc) > limit {
+        warn!(datastore, item = %id(), size = len, "item needs chunking but the client's DevInf has no SupportLargeObjs; not sent");
+        return false;
+    }
+    true
+}
+
+/// Cuts the single item of an Add/Replace too large for a message into large-object
+/// chunks, one command each, every one fitting (with `shell`) in a message of `limit`
+/// bytes that holds `empty` (see [`Engine::lob_template`]). `None` when the command fits whole or cannot be cut.
+fn chunk_cmd(
+    empty: &SyncMl,
+    shell: &Sync,
+    cmd: &Command,
+    limit: usize,
+    enc: Encoding,
+) -> Option<Vec<Command>> {
+    let (Command::Add(ic) | Command::Replace(ic)) = cmd else {
+        return None;
+    };
+    if ic.items.len() != 1 || encoded_need(empty, shell, cmd, enc) <= limit {
+        return None;
+    }
+    let mut item = ic.items[0].clone();
+    if enc == Encoding::Xml {
+        // Cut text on character boundaries: XML cannot carry half a character.
+        if let Some(Data::Binary(b)) = &item.data {
+            if let Ok(t) = std::str::from_utf8(b) {
+                item.data = Some(Data::Text(t.to_string()));
+            }
+        }
+    }
+    let with = |it: Item| {
+        let mut c = cmd.clone();
+        if let Command::Add(x) | Command::Replace(x) = &mut c {
+            x.items = vec![it];
+        }
+        c
+    };
+    let mut bare = item.clone();
+    bare.data = Some(Data::Text(String::new()));
+    bare.more_data = true;
+    let mut meta = bare.meta.clone().unwrap_or_default();
+    meta.size = Some(u64::MAX);
+    bare.meta = Some(meta);
+    let fixed = encoded_need(empty, shell, &with(bare), enc);
+    let mut size = limit.checked_sub(fixed)?;
+    for _ in 0..8 {
+        if size < 64 {
+            break;
+        }
+        let chunks = syncml_core::size::chunk_item(item.clone(), size).ok()?;
+        let cmds: Vec<Command> = chunks.into_iter().map(with).collect();
+        let worst = cmds
+            .iter()
+            .map(|c| encoded_need(empty, shell, c, enc))
+            .max()
+            .unwrap_or(0);
+        if worst <= limit {
+            return Some(cmds);
+        }
+        // Escaping made some chunk larger than its bytes: cut smaller.
+        size = size.checked_sub(worst - limit + 16)?;
+    }
+    warn!("large object could not be cut to fit the client's MaxMsgSize");
+    None
+}
+
+/// Drops the chunks of a large object at the head of the pending package 4 (up to and
+/// including its last chunk, the first without `MoreData`).
+fn drop_leading_chunks(pending: &mut [Command]) {
+    let Some(Command::Sync(sync)) = pending.first_mut() else {
+        return;
+    };
+    let n = sync
+        .commands
+        .iter()
+        .position(|c| !c.items().first().is_some_and(|i| i.more_data))
+        .map_or(sync.commands.len(), |i| i + 1);
+    sync.commands.drain(..n);
 }
 
 fn renumber(c: &mut Command, reply: &mut Reply) {

@@ -84,6 +84,53 @@ pub struct SessionState {
     /// Our answer to that message (WBXML), resent if the client retransmits it.
     #[serde(default, with = "b64_opt")]
     pub last_reply: Option<Vec<u8>>,
+    /// A large object the client is sending in chunks (`MoreData`), not yet complete.
+    /// It can span messages; nothing of it is stored until the last chunk arrives.
+    #[serde(default)]
+    pub pending_lob: Option<PendingLob>,
+    /// `(MsgID, CmdID)` of the chunk with `MoreData` that ended our latest message, when
+    /// we are sending a large object: the client's status for it decides whether the
+    /// next chunk follows.
+    #[serde(default)]
+    pub chunk_sent: Option<(String, String)>,
+}
+
+/// An incoming chunked object (LOB items), kept between messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLob {
+    /// Our canonical datastore name.
+    pub datastore: String,
+    /// The command carrying it: `Add` or `Replace`.
+    pub cmd: String,
+    /// The first chunk's item `Target/LocURI`.
+    pub target: Option<String>,
+    /// The first chunk's item `Source/LocURI`.
+    pub source: Option<String>,
+    /// The first chunk's item `Meta/Type`, or the command's.
+    pub content_type: Option<String>,
+    /// The first chunk's item `Meta/Format`, or the command's (`b64`).
+    pub format: Option<String>,
+    /// The total size the first chunk declared (`Meta/Size`).
+    pub declared: u64,
+    /// The chunks received so far, as sent.
+    #[serde(with = "b64")]
+    pub bytes: Vec<u8>,
+}
+
+mod b64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let t = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Serialises optional bytes as Base64 text (a JSON array of numbers would take about
