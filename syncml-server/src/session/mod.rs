@@ -14,8 +14,17 @@
 //! sync, never by a normal sync over an empty map.
 //!
 //! Conflicts (a change from this terminal to an item another terminal changed since
-//! this terminal's mark) follow [`EngineConfig::conflict_policy`]; a Delete of such an
-//! item loses unless the client wins (419, and the item goes back to the client).
+//! this terminal's mark) follow the datastore's policy ([`EngineConfig::policy_for`]:
+//! server-wins 419, client-wins 208, duplicate 209, newer-wins by the item's
+//! `REV`/`LAST-MODIFIED`); a Delete of such an item loses unless the client wins (419,
+//! and the item goes back to the client).
+//!
+//! Suspend/resume (SUS): Alert 224 ends the session with 200 and Final, no anchor or
+//! mark moved, and keeps its state per terminal; Alert 225 of a later session of the
+//! terminal takes the datastore's state back (200, same sync type) and the session goes
+//! on from package 3, so package 4 is built anew and whatever the client never
+//! acknowledged is sent again. With nothing to resume: 509 and a two-way sync, or 508
+//! and a slow sync when the anchors do not match.
 //! A message the client sends again (same `MsgID`, no answer received) gets the stored
 //! answer and is not processed twice.
 //!
@@ -56,6 +65,11 @@ pub enum ConflictPolicy {
     ClientWins,
     /// The client's version is stored as a new item next to the server's; 209.
     Duplicate,
+    /// The newer version wins: the client's modification time (`REV:` in vCard,
+    /// `LAST-MODIFIED:` in iCalendar/vCalendar) against the server item's `updated_at`.
+    /// A newer client version is stored (208); otherwise, and when the client's data
+    /// carries no time, the server's version stays (419).
+    NewerWins,
 }
 
 /// Engine settings.
@@ -70,8 +84,22 @@ pub struct EngineConfig {
     pub session_ttl: i64,
     /// Accept `syncml:auth-basic` on plain HTTP (it sends the password in clear).
     pub allow_basic_without_tls: bool,
-    /// Conflict resolution.
+    /// Conflict resolution, for datastores without an entry in `datastore_policies`.
     pub conflict_policy: ConflictPolicy,
+    /// Conflict resolution per datastore (our canonical name: `contacts`, `calendar`).
+    pub datastore_policies: std::collections::BTreeMap<String, ConflictPolicy>,
+    /// Seconds a suspended session (Alert 224) stays resumable.
+    pub suspend_ttl: i64,
+}
+
+impl EngineConfig {
+    /// The conflict policy of datastore `name` (canonical name).
+    pub fn policy_for(&self, name: &str) -> ConflictPolicy {
+        self.datastore_policies
+            .get(name)
+            .copied()
+            .unwrap_or(self.conflict_policy)
+    }
 }
 
 impl Default for EngineConfig {
@@ -82,6 +110,8 @@ impl Default for EngineConfig {
             session_ttl: 15 * 60,
             allow_basic_without_tls: false,
             conflict_policy: ConflictPolicy::ServerWins,
+            datastore_policies: std::collections::BTreeMap::new(),
+            suspend_ttl: 7 * 24 * 3600,
         }
     }
 }
@@ -175,6 +205,66 @@ fn fmt_anchor(now: Timestamp) -> String {
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if mo <= 2 { y + 1 } else { y };
     format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z")
+}
+
+/// The session key under which a terminal's suspended session is kept. Not a RespURI
+/// token: a state loaded by token that is marked suspended is not continued.
+fn suspend_key(subscriber: &str, terminal: &str) -> String {
+    format!("suspended.{subscriber}.{terminal}")
+}
+
+/// The modification time a vCard (`REV`) or iCalendar/vCalendar (`LAST-MODIFIED`)
+/// item carries, as Unix seconds (UTC; a time without `Z` is taken as UTC too).
+fn modified_at(data: &[u8]) -> Option<Timestamp> {
+    let text = String::from_utf8_lossy(data);
+    for line in text.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        // `item1.REV;VALUE=timestamp` → `REV`.
+        let name = name.split(';').next().unwrap_or("");
+        let name = name.rsplit('.').next().unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("REV") || name.eq_ignore_ascii_case("LAST-MODIFIED") {
+            if let Some(t) = parse_iso_time(value.trim()) {
+                return Some(t);
+            }
+        }
+    }
+    None
+}
+
+/// Parses ISO 8601 basic or extended UTC (`20261126T193431Z`, `2026-11-26T19:34:31Z`,
+/// `20261126`).
+fn parse_iso_time(v: &str) -> Option<Timestamp> {
+    let digits: String = v
+        .chars()
+        .take_while(|c| *c != '+' && *c != '.')
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    if digits.len() != 8 && digits.len() != 14 {
+        return None;
+    }
+    let n = |a: usize, b: usize| digits[a..b].parse::<i64>().ok();
+    let (y, mo, d) = (n(0, 4)?, n(4, 6)?, n(6, 8)?);
+    let (h, mi, s) = if digits.len() == 14 {
+        (n(8, 10)?, n(10, 12)?, n(12, 14)?)
+    } else {
+        (0, 0, 0)
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(Timestamp::from_unix_secs(
+        days * 86_400 + h * 3600 + mi * 60 + s,
+    ))
 }
 
 /// Properties that change on every write or that clients rewrite at will; they do
@@ -337,7 +427,7 @@ impl Engine {
             Some(tok) => match tx.session_load(tok, now)? {
                 Some(rec) if rec.terminal_id == terminal_id => {
                     match serde_json::from_slice::<SessionState>(&rec.state) {
-                        Ok(s) if s.client_session_id == hdr.session_id => s,
+                        Ok(s) if s.client_session_id == hdr.session_id && !s.suspended => s,
                         Ok(_) => {
                             debug!(token = tok, "client started a new session");
                             self.new_state(hdr, rng)
@@ -437,6 +527,7 @@ impl Engine {
 
         let mut saw_sync = false;
         let mut asked_next = false;
+        let mut suspend = false;
         for cmd in &msg.body.commands {
             match cmd {
                 Command::Status(_) => {}
@@ -454,6 +545,9 @@ impl Engine {
                     let code = a.data.map(|c| c.0).unwrap_or(0);
                     if code == 222 {
                         asked_next = true;
+                        reply.status(&msg_ref, cmd, StatusCode::OK);
+                    } else if code == 224 {
+                        suspend = true;
                         reply.status(&msg_ref, cmd, StatusCode::OK);
                     } else {
                         self.alert(tx, &mut st, &terminal, &msg_ref, cmd, a, now, &mut reply)?;
@@ -512,6 +606,10 @@ impl Engine {
                     reply.status(&msg_ref, cmd, StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED);
                 }
             }
+        }
+
+        if suspend {
+            return self.suspend(tx, st, inc, reply, &subscriber, now);
         }
 
         if msg.body.is_final {
@@ -624,6 +722,77 @@ impl Engine {
                 is_final: false,
             },
         }
+    }
+
+    /// Suspends the session (Alert 224, SUS-01/02): its state is kept under the
+    /// terminal's suspend key for a later Alert 225; the live session ends here, with
+    /// no anchor or mark moved. What was in flight is dropped: an incoming large object
+    /// (the client sends it again), the rest of package 4 (built anew on resume).
+    fn suspend(
+        &self,
+        tx: &mut dyn Tx,
+        mut st: SessionState,
+        inc: &Incoming<'_>,
+        reply: Reply,
+        subscriber: &str,
+        now: Timestamp,
+    ) -> Result<SyncMl, StoreError> {
+        tx.session_delete(&st.key)?;
+        if !st.stores.is_empty() {
+            let mut kept = st.clone();
+            kept.suspended = true;
+            kept.pending_lob = None;
+            kept.pending_pkg4 = None;
+            kept.chunk_sent = None;
+            kept.last_client_msg_id = None;
+            kept.last_reply = None;
+            let key = suspend_key(subscriber, &st.terminal);
+            kept.key = key.clone();
+            let state = serde_json::to_vec(&kept)
+                .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
+            tx.session_save(&SessionRecord {
+                key,
+                subscriber_id: subscriber.to_string(),
+                terminal_id: st.terminal.clone(),
+                state,
+                created_at: now,
+                expires_at: now.plus_secs(self.cfg.suspend_ttl),
+            })?;
+        }
+        info!(subscriber = %subscriber, terminal = %st.terminal, phase = ?st.phase, "session suspended");
+        st.phase = Phase::Done;
+        Ok(self.finish(&st, inc, reply, true))
+    }
+
+    /// Takes datastore `name` out of the terminal's suspended session, if there is one
+    /// that holds it (Alert 225).
+    fn take_suspended(
+        &self,
+        tx: &mut dyn Tx,
+        terminal: &Terminal,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<Option<DsState>, StoreError> {
+        let key = suspend_key(&terminal.subscriber_id, &terminal.terminal_id);
+        let Some(mut rec) = tx.session_load(&key, now)? else {
+            return Ok(None);
+        };
+        let Ok(mut sus) = serde_json::from_slice::<SessionState>(&rec.state) else {
+            tx.session_delete(&key)?;
+            return Ok(None);
+        };
+        let Some(pos) = sus.stores.iter().position(|d| d.name == name) else {
+            return Ok(None);
+        };
+        let ds = sus.stores.remove(pos);
+        if sus.stores.is_empty() {
+            tx.session_delete(&key)?;
+        } else {
+            rec.state = serde_json::to_vec(&sus)
+                .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
+            tx.session_save(&rec)?;
+        }
+        Ok(Some(ds))
     }
 
     fn new_state(&self, hdr: &SyncHdr, rng: &mut dyn FnMut(&mut [u8])) -> SessionState {
@@ -939,6 +1108,9 @@ impl Engine {
             208 => 203,
             209 => 204,
             210 => 205,
+            // Resume (SUS-04): the suspended session's sync type, else a two-way sync
+            // answered 509 (SUS-05).
+            225 => 200,
             c => c,
         };
         if !(200..=205).contains(&requested) {
@@ -977,6 +1149,59 @@ impl Engine {
                 last: None,
                 next: String::new(),
             });
+        if code == 225 {
+            if let Some(mut ds) = self.take_suspended(tx, terminal, def.name, now)? {
+                // Continue where the suspended session stood: its sync type, its mark
+                // (nothing was acknowledged since), what the client wrote in it. The
+                // client's package 3 follows, then package 4 is built anew, so what the
+                // client never acknowledged is sent again.
+                ds.client_uri = client_uri.clone();
+                ds.server_uri = server_uri.clone();
+                ds.client_next = anchor.next.trim().to_string();
+                ds.snapshot_rev = None;
+                ds.client_sync_seen = false;
+                ds.sent_changes = 0;
+                let (effective, server_last, server_next) =
+                    (ds.alert, ds.server_last.clone(), ds.server_next.clone());
+                st.stores.retain(|s| s.name != def.name);
+                st.stores.push(ds);
+                info!(datastore = def.name, effective, "suspended session resumed");
+                let i = reply.status(msg_ref, cmd, StatusCode::OK);
+                if let Some(Command::Status(s)) = reply.statuses.get_mut(i) {
+                    s.items = vec![Item {
+                        data: Some(Data::Anchor(Anchor {
+                            last: None,
+                            next: anchor.next.clone(),
+                        })),
+                        ..Item::default()
+                    }];
+                }
+                let id = reply.id();
+                reply.commands.push(Command::Alert(Alert {
+                    cmd_id: id,
+                    data: Some(AlertCode(effective)),
+                    items: vec![Item {
+                        target: Some(Target::new(client_uri)),
+                        source: Some(Source::new(server_uri)),
+                        meta: Some(Meta {
+                            anchor: Some(Anchor {
+                                last: server_last,
+                                next: server_next,
+                            }),
+                            max_obj_size: Some(self.cfg.max_obj_size),
+                            ..Meta::default()
+                        }),
+                        ..Item::default()
+                    }],
+                    ..Alert::default()
+                }));
+                return Ok(());
+            }
+            info!(
+                datastore = def.name,
+                "nothing to resume; two-way or slow sync instead"
+            );
+        }
         let key = SyncKey::new(&terminal.subscriber_id, &terminal.terminal_id, def.name);
         let prev = tx.sync_state_get(key)?;
         let anchors_match = match (&prev, &anchor.last) {
@@ -989,6 +1214,9 @@ impl Engine {
             // First sync or anchor mismatch: refresh required, slow sync (SRV, SP11 §2.2.1).
             effective = 201;
             status = StatusCode::REFRESH_REQUIRED;
+        } else if code == 225 {
+            // Resume refused: a normal two-way sync instead (SUS-05).
+            status = StatusCode(509);
         }
         if matches!(effective, 201 | 203 | 205) {
             // The client's item IDs are re-established by this sync. The stored anchors
@@ -1111,6 +1339,7 @@ impl Engine {
             }
         }
         let mut conflict_set: Option<std::collections::HashSet<String>> = None;
+        let policy = self.cfg.policy_for(def.name);
         let acked = st
             .stores
             .iter()
@@ -1199,8 +1428,18 @@ impl Engine {
                                 }
                                 None => false,
                             };
+                            let policy = match (conflicted, policy, &guid) {
+                                (true, ConflictPolicy::NewerWins, Some(g)) => {
+                                    let server_at = tx.item_get(dsk, g)?.map(|i| i.updated_at);
+                                    match (modified_at(&data), server_at) {
+                                        (Some(c), Some(s)) if c > s => ConflictPolicy::ClientWins,
+                                        _ => ConflictPolicy::ServerWins,
+                                    }
+                                }
+                                (_, p, _) => p,
+                            };
                             if conflicted {
-                                match self.cfg.conflict_policy {
+                                match policy {
                                     ConflictPolicy::ServerWins => {
                                         reply.item_status(
                                             msg_ref,
@@ -1217,6 +1456,7 @@ impl Engine {
                                         guid = None;
                                         code = StatusCode::CONFLICT_RESOLVED_WITH_DUPLICATE;
                                     }
+                                    ConflictPolicy::NewerWins => unreachable!("resolved above"),
                                 }
                             }
                         }
@@ -1253,7 +1493,7 @@ impl Engine {
                         let code = match tx.map_guid_for_luid(sk, &luid)? {
                             Some(g)
                                 if alert == 200
-                                    && self.cfg.conflict_policy != ConflictPolicy::ClientWins
+                                    && policy != ConflictPolicy::ClientWins
                                     && changed_elsewhere(
                                         &mut conflict_set,
                                         tx,
@@ -2024,6 +2264,27 @@ mod tests {
             fmt_anchor(Timestamp::from_unix_secs(1_795_705_315)),
             "20261126T150155Z"
         );
+    }
+
+    #[test]
+    fn modification_times_are_read_from_rev_and_last_modified() {
+        for secs in [0, 951_782_400, 1_795_705_315, 4_102_444_800] {
+            let t = Timestamp::from_unix_secs(secs);
+            assert_eq!(parse_iso_time(&fmt_anchor(t)), Some(t));
+        }
+        assert_eq!(
+            parse_iso_time("2026-11-26T15:01:55Z"),
+            Some(Timestamp::from_unix_secs(1_795_705_315))
+        );
+        let vcard = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:A\r\nREV:20261126T150155Z\r\nEND:VCARD\r\n";
+        assert_eq!(
+            modified_at(vcard),
+            Some(Timestamp::from_unix_secs(1_795_705_315))
+        );
+        let ical = b"BEGIN:VEVENT\nLAST-MODIFIED;X=1:19700101T000000Z\nEND:VEVENT\n";
+        assert_eq!(modified_at(ical), Some(Timestamp::from_unix_secs(0)));
+        assert_eq!(modified_at(b"BEGIN:VCARD\nFN:A\nEND:VCARD\n"), None);
+        assert_eq!(modified_at(b"REV:garbage"), None);
     }
 
     /// An engine over a fresh SQLite store with subscriber `test` and terminal `dev1`

@@ -93,6 +93,10 @@ pub struct SessionState {
     /// next chunk follows.
     #[serde(default)]
     pub chunk_sent: Option<(String, String)>,
+    /// The client suspended this session (Alert 224): it is kept, under the terminal's
+    /// suspend key, only to be resumed (Alert 225) by a later session of the terminal.
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 /// An incoming chunked object (LOB items), kept between messages.
