@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use syncml_server::http::{self, HttpOptions};
 use syncml_server::service::SyncService;
-use syncml_server::session::{Engine, EngineConfig};
+use syncml_server::session::{ConflictPolicy, Engine, EngineConfig};
 use syncml_server::store::{
     AuditFilter, LockoutKey, NewSubscriber, NewTerminal, PgStore, RegisteredBy, Secret,
     SqliteStore, Store, StoreExt, Timestamp,
@@ -57,6 +57,10 @@ enum Cmd {
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
+        /// Conflict policy: `server-wins` (default), `client-wins`, `duplicate` or
+        /// `newer-wins` for every datastore, or `DATASTORE=POLICY` for one (repeatable).
+        #[arg(long = "conflict-policy", value_name = "[DATASTORE=]POLICY")]
+        conflict_policies: Vec<String>,
     },
     /// Manage subscribers (a SIM's IMSI or MSISDN).
     #[command(subcommand)]
@@ -175,6 +179,18 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_policy(s: &str) -> Result<ConflictPolicy, String> {
+    match s.trim() {
+        "server-wins" => Ok(ConflictPolicy::ServerWins),
+        "client-wins" => Ok(ConflictPolicy::ClientWins),
+        "duplicate" => Ok(ConflictPolicy::Duplicate),
+        "newer-wins" => Ok(ConflictPolicy::NewerWins),
+        other => Err(format!(
+            "unknown conflict policy {other}: expected server-wins, client-wins, duplicate or newer-wins"
+        )),
+    }
+}
+
 fn open_store(data: &PathBuf, db: Option<&str>) -> Result<Arc<dyn Store>, String> {
     match db {
         Some(url) => PgStore::connect(url)
@@ -194,6 +210,7 @@ fn run(cli: Cli) -> Result<(), String> {
             tls_key,
             allow_insecure_basic,
             log_json,
+            conflict_policies,
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -205,7 +222,6 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 tracing_subscriber::fmt().with_env_filter(filter).init();
             }
-            let store = open_store(&cli.data, cli.db.as_deref())?;
             let tls = match (tls_cert, tls_key) {
                 (Some(c), Some(k)) => {
                     let cert = std::fs::read(&c).map_err(|e| format!("{}: {e}", c.display()))?;
@@ -216,6 +232,22 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let mut cfg = EngineConfig::default();
             cfg.allow_basic_without_tls = allow_insecure_basic;
+            for spec in &conflict_policies {
+                let (ds, policy) = match spec.split_once('=') {
+                    Some((d, p)) => (Some(d), p),
+                    None => (None, spec.as_str()),
+                };
+                let policy = parse_policy(policy)?;
+                match ds {
+                    Some(d) => {
+                        let def = syncml_server::datastores::resolve(d)
+                            .ok_or_else(|| format!("unknown datastore {d}"))?;
+                        cfg.datastore_policies.insert(def.name.to_string(), policy);
+                    }
+                    None => cfg.conflict_policy = policy,
+                }
+            }
+            let store = open_store(&cli.data, cli.db.as_deref())?;
             let svc = Arc::new(SyncService::new(store, Engine::new(cfg)));
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

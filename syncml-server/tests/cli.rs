@@ -136,3 +136,33 @@ fn errors_are_one_clear_line() {
     let (ok, _, err) = cli(d, &["subscriber", "add", "dup"]);
     assert!(!ok && err.lines().count() == 1, "{err}");
 }
+
+#[test]
+fn a_bad_conflict_policy_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("data");
+    let (ok, _, err) = cli(
+        &d,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--conflict-policy",
+            "contacts=bogus",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("unknown conflict policy bogus"), "{err}");
+    assert!(!d.exists(), "nothing was created");
+    let (ok, _, err) = cli(
+        &d,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--conflict-policy",
+            "nonsense=client-wins",
+        ],
+    );
+    assert!(!ok && err.contains("unknown datastore nonsense"), "{err}");
+}
