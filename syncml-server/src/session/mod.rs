@@ -1166,35 +1166,22 @@ impl Engine {
                 st.stores.retain(|s| s.name != def.name);
                 st.stores.push(ds);
                 info!(datastore = def.name, effective, "suspended session resumed");
-                let i = reply.status(msg_ref, cmd, StatusCode::OK);
-                if let Some(Command::Status(s)) = reply.statuses.get_mut(i) {
-                    s.items = vec![Item {
-                        data: Some(Data::Anchor(Anchor {
-                            last: None,
-                            next: anchor.next.clone(),
-                        })),
-                        ..Item::default()
-                    }];
-                }
-                let id = reply.id();
-                reply.commands.push(Command::Alert(Alert {
-                    cmd_id: id,
-                    data: Some(AlertCode(effective)),
-                    items: vec![Item {
-                        target: Some(Target::new(client_uri)),
-                        source: Some(Source::new(server_uri)),
-                        meta: Some(Meta {
-                            anchor: Some(Anchor {
-                                last: server_last,
-                                next: server_next,
-                            }),
-                            max_obj_size: Some(self.cfg.max_obj_size),
-                            ..Meta::default()
-                        }),
-                        ..Item::default()
-                    }],
-                    ..Alert::default()
-                }));
+                self.answer_alert(
+                    reply,
+                    msg_ref,
+                    cmd,
+                    StatusCode::OK,
+                    &anchor.next,
+                    effective,
+                    AlertUris {
+                        client_uri,
+                        server_uri,
+                    },
+                    Anchor {
+                        last: server_last,
+                        next: server_next,
+                    },
+                );
                 return Ok(());
             }
             info!(
@@ -1249,12 +1236,45 @@ impl Engine {
         let server_last = ds.server_last.clone();
         st.stores.push(ds);
         debug!(datastore = def.name, requested, effective, "alert");
+        self.answer_alert(
+            reply,
+            msg_ref,
+            cmd,
+            status,
+            &anchor.next,
+            effective,
+            AlertUris {
+                client_uri,
+                server_uri,
+            },
+            Anchor {
+                last: server_last,
+                next: server_next,
+            },
+        );
+        Ok(())
+    }
+
+    /// Answers a sync Alert: its Status echoes the client's Next anchor (in the Status
+    /// item), and our own Alert carries the sync type in effect with our anchors.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_alert(
+        &self,
+        reply: &mut Reply,
+        msg_ref: &str,
+        cmd: &Command,
+        status: StatusCode,
+        client_next: &str,
+        effective: u32,
+        uris: AlertUris,
+        ours: Anchor,
+    ) {
         let i = reply.status(msg_ref, cmd, status);
         if let Some(Command::Status(s)) = reply.statuses.get_mut(i) {
             s.items = vec![Item {
                 data: Some(Data::Anchor(Anchor {
                     last: None,
-                    next: anchor.next.clone(),
+                    next: client_next.to_string(),
                 })),
                 ..Item::default()
             }];
@@ -1264,13 +1284,10 @@ impl Engine {
             cmd_id: id,
             data: Some(AlertCode(effective)),
             items: vec![Item {
-                target: Some(Target::new(client_uri)),
-                source: Some(Source::new(server_uri)),
+                target: Some(Target::new(uris.client_uri)),
+                source: Some(Source::new(uris.server_uri)),
                 meta: Some(Meta {
-                    anchor: Some(Anchor {
-                        last: server_last,
-                        next: server_next,
-                    }),
+                    anchor: Some(ours),
                     max_obj_size: Some(self.cfg.max_obj_size),
                     ..Meta::default()
                 }),
@@ -1278,7 +1295,6 @@ impl Engine {
             }],
             ..Alert::default()
         }));
-        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1964,6 +1980,14 @@ fn lob_abandon(st: &mut SessionState, reply: &mut Reply) {
         }],
         ..Alert::default()
     }));
+}
+
+/// The two datastore URIs of a sync Alert, as the client named them.
+struct AlertUris {
+    /// The client's datastore (our Alert's Target).
+    client_uri: String,
+    /// Ours, as the client addressed it (our Alert's Source).
+    server_uri: String,
 }
 
 enum AuthOutcome {
