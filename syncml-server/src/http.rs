@@ -58,10 +58,55 @@ pub enum SyncResponse {
     },
 }
 
+/// A request to a path under [`API_PREFIX`] (the registration API).
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// The HTTP method, e.g. `POST`.
+    pub method: Method,
+    /// The path, percent-encoded as received (`/api/v1/terminals/IMEI%3A1`).
+    pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The body (at most [`HttpOptions::max_body`] bytes).
+    pub body: Bytes,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// True when the connection is TLS.
+    pub tls: bool,
+}
+
+/// The answer to an [`ApiRequest`]: a JSON body.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The JSON body.
+    pub body: String,
+    /// A `WWW-Authenticate` challenge (with 401).
+    pub www_authenticate: Option<String>,
+}
+
+/// Paths under this prefix go to [`MessageHandler::api`].
+pub const API_PREFIX: &str = "/api/";
+
 /// Processes one SyncML message. Implemented by the server's session layer.
 pub trait MessageHandler: Send + Sync + 'static {
     /// Handles one message and returns the reply.
     fn handle(&self, req: SyncRequest) -> impl Future<Output = SyncResponse> + Send;
+
+    /// Handles a request under [`API_PREFIX`]; by default there is no API (404).
+    fn api(&self, req: ApiRequest) -> impl Future<Output = ApiResponse> + Send {
+        let _ = req;
+        async {
+            ApiResponse {
+                status: StatusCode::NOT_FOUND,
+                body: r#"{"error":"no API at this path"}"#.into(),
+                www_authenticate: None,
+            }
+        }
+    }
 }
 
 /// Limits and options of the HTTP binding.
@@ -144,6 +189,9 @@ async fn serve_one<H: MessageHandler>(
             .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
+    if path.starts_with(API_PREFIX) {
+        return serve_api(handler, &opts, req, remote, tls).await;
+    }
     if path != opts.path {
         return text(StatusCode::NOT_FOUND, "no SyncML service at this path");
     }
@@ -223,6 +271,61 @@ async fn serve_one<H: MessageHandler>(
         }
         SyncResponse::Error { status, reason } => text(status, &reason),
     }
+}
+
+async fn serve_api<H: MessageHandler>(
+    handler: Arc<H>,
+    opts: &HttpOptions,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    tls: bool,
+) -> Response<Full<Bytes>> {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let authorization = header(hyper::header::AUTHORIZATION);
+    let content_type = header(CONTENT_TYPE);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    if hyper::body::Body::size_hint(req.body()).lower() > opts.max_body as u64 {
+        return too_large();
+    }
+    let body = match Limited::new(req.into_body(), opts.max_body).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return too_large();
+            }
+            return text(StatusCode::BAD_REQUEST, "request body could not be read");
+        }
+    };
+    let a = handler
+        .api(ApiRequest {
+            method,
+            path,
+            authorization,
+            content_type,
+            body,
+            remote,
+            tls,
+        })
+        .await;
+    let mut r = Response::new(Full::new(Bytes::from(a.body)));
+    *r.status_mut() = a.status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(c) = a
+        .www_authenticate
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, c);
+    }
+    r
 }
 
 /// What the binding knows about a connection.

@@ -12,11 +12,15 @@
 //! - [`service`]: the glue between the two.
 //! - [`datastores`]: the datastores offered, their aliases and the server's DevInf.
 //! - [`password`]: Argon2id verifiers.
+//! - [`provision`]: subscriber and terminal provisioning shared by the CLI and the API.
+//! - [`registration`]: the registration API for handsets and shops (FIG. 8, 18-19).
 #![deny(missing_docs)]
 
 pub mod datastores;
 pub mod http;
 pub mod password;
+pub mod provision;
+pub mod registration;
 pub mod service;
 pub mod session;
 pub mod store;

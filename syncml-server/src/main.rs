@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use syncml_server::http::{self, HttpOptions};
+use syncml_server::provision;
+use syncml_server::registration::RegistrationConfig;
 use syncml_server::service::SyncService;
 use syncml_server::session::{ConflictPolicy, Engine, EngineConfig};
 use syncml_server::store::{
-    AuditFilter, LockoutKey, NewSubscriber, NewTerminal, PgStore, RegisteredBy, Secret,
-    SqliteStore, Store, StoreExt, Timestamp,
+    AuditFilter, LockoutKey, NewSubscriber, PgStore, RegisteredBy, SqliteStore, Store, StoreExt,
+    Timestamp,
 };
 
 #[derive(Parser)]
@@ -51,9 +53,14 @@ enum Cmd {
         /// PEM private key for HTTPS.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
-        /// Accept syncml:auth-basic over plain HTTP (passwords travel in clear).
+        /// Accept syncml:auth-basic, and serve the registration API, over plain HTTP
+        /// (passwords travel in clear: for tests, or TLS terminated in front).
         #[arg(long)]
         allow_insecure_basic: bool,
+        /// File holding the bearer token of shop registration devices (FIG. 18-19);
+        /// without it the shop endpoint of the registration API is off.
+        #[arg(long, value_name = "FILE")]
+        shop_token_file: Option<PathBuf>,
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
@@ -87,7 +94,8 @@ enum SubscriberCmd {
     },
     /// List subscribers.
     List,
-    /// Set (or with no --pin, clear) the subscriber's PIN verifier (Argon2id).
+    /// Set (or with no --pin, clear) the subscriber's PIN, checked at security level 2
+    /// through the PIN extension (see docs/auth.md for what is stored).
     SetPin {
         /// Subscriber ID.
         id: String,
@@ -95,8 +103,17 @@ enum SubscriberCmd {
         #[arg(long)]
         pin: Option<String>,
     },
-    /// Set the subscriber's security level (0: terminal password; 1: + registered
-    /// terminal binding; 2: + PIN).
+    /// Set (or with no --password, clear) the subscriber's login password, which
+    /// protects the handset registration API (stored as an Argon2id hash).
+    SetLogin {
+        /// Subscriber ID.
+        id: String,
+        /// The login password.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Set the subscriber's security level (0: bound terminal and its password; 1: as 0,
+    /// over TLS only; 2: as 1, plus the subscriber's PIN).
     SecurityLevel {
         /// Subscriber ID.
         id: String,
@@ -209,6 +226,7 @@ fn run(cli: Cli) -> Result<(), String> {
             tls_cert,
             tls_key,
             allow_insecure_basic,
+            shop_token_file,
             log_json,
             conflict_policies,
         } => {
@@ -248,7 +266,27 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             let store = open_store(&cli.data, cli.db.as_deref())?;
-            let svc = Arc::new(SyncService::new(store, Engine::new(cfg)));
+            let shop_token = match &shop_token_file {
+                Some(f) => {
+                    let t =
+                        std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                    let t = t.trim().to_string();
+                    if t.len() < 16 {
+                        return Err(format!(
+                            "{}: the shop token must be at least 16 characters",
+                            f.display()
+                        ));
+                    }
+                    Some(t)
+                }
+                None => None,
+            };
+            let svc = Arc::new(SyncService::new(store, Engine::new(cfg)).with_registration(
+                RegistrationConfig {
+                    shop_token,
+                    allow_insecure: allow_insecure_basic,
+                },
+            ));
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -394,17 +432,25 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Subscriber(SubscriberCmd::SetPin { id, pin }) => {
             let store = open_store(&cli.data, cli.db.as_deref())?;
-            let verifier = pin
-                .as_deref()
-                .map(syncml_server::password::hash)
-                .transpose()?
-                .map(Secret::new);
             store
-                .transaction(|tx| tx.subscriber_set_pin_verifier(&id, verifier.as_ref()))
+                .transaction_with_error(|tx| provision::set_pin(tx, &id, pin.as_deref()))
                 .map_err(|e| format!("subscriber {id}: {e}"))?;
             println!(
                 "subscriber {id}: PIN {}",
-                if verifier.is_some() { "set" } else { "cleared" }
+                if pin.is_some() { "set" } else { "cleared" }
+            );
+            Ok(())
+        }
+        Cmd::Subscriber(SubscriberCmd::SetLogin { id, password }) => {
+            let store = open_store(&cli.data, cli.db.as_deref())?;
+            store
+                .transaction_with_error(|tx| {
+                    provision::set_login_password(tx, &id, password.as_deref())
+                })
+                .map_err(|e| format!("subscriber {id}: {e}"))?;
+            println!(
+                "subscriber {id}: login password {}",
+                if password.is_some() { "set" } else { "cleared" }
             );
             Ok(())
         }
@@ -463,16 +509,11 @@ fn run(cli: Cli) -> Result<(), String> {
             terminal,
             set,
         }) => {
-            let mut classes = Vec::new();
-            for c in &set {
-                match syncml_server::datastores::resolve(c) {
-                    Some(d) => classes.push(d.name.to_string()),
-                    None => return Err(format!("unknown data class {c}")),
-                }
-            }
             let store = open_store(&cli.data, cli.db.as_deref())?;
-            store
-                .transaction(|tx| tx.terminal_set_classes(&subscriber, &terminal, &classes))
+            let classes = store
+                .transaction_with_error(|tx| {
+                    provision::set_classes(tx, &subscriber, &terminal, &set)
+                })
                 .map_err(|e| format!("terminal {terminal}: {e}"))?;
             println!(
                 "terminal {terminal}: classes [{}]",
@@ -506,28 +547,15 @@ fn run(cli: Cli) -> Result<(), String> {
             classes,
         }) => {
             let store = open_store(&cli.data, cli.db.as_deref())?;
-            let basic = syncml_server::password::hash(&password)?;
-            let md5 = syncml_core::auth::md5::user_digest(&subscriber, &password);
-            for c in &classes {
-                if syncml_server::datastores::resolve(c).is_none() {
-                    return Err(format!("unknown data class {c}"));
-                }
-            }
-            let classes: Vec<String> = classes
-                .iter()
-                .filter_map(|c| syncml_server::datastores::resolve(c).map(|d| d.name.to_string()))
-                .collect();
             store
-                .transaction(|tx| {
-                    tx.terminal_register(
-                        &NewTerminal {
-                            terminal_id: terminal.clone(),
-                            subscriber_id: subscriber.clone(),
-                            md5_verifier: Some(Secret::new(md5.clone())),
-                            basic_verifier: Some(Secret::new(basic.clone())),
-                            classes: classes.clone(),
-                            registered_by: RegisteredBy::Operator,
-                        },
+                .transaction_with_error(|tx| {
+                    provision::register_terminal(
+                        tx,
+                        &subscriber,
+                        &terminal,
+                        &password,
+                        &classes,
+                        RegisteredBy::Operator,
                         now(),
                     )
                 })

@@ -1,7 +1,8 @@
 //! The glue between HTTP and the session engine: decode, run the engine in one store
 //! transaction on a blocking thread, encode the reply in the request's encoding.
 
-use crate::http::{MessageHandler, SyncRequest, SyncResponse};
+use crate::http::{ApiRequest, ApiResponse, MessageHandler, SyncRequest, SyncResponse};
+use crate::registration::{RegistrationApi, RegistrationConfig};
 use crate::session::{Engine, Incoming};
 use crate::store::{Store, StoreError, StoreExt, Timestamp};
 use hyper::StatusCode as HttpStatus;
@@ -14,6 +15,7 @@ use tracing::{info, warn};
 pub struct SyncService {
     store: Arc<dyn Store>,
     engine: Engine,
+    registration: Option<RegistrationApi>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -49,7 +51,17 @@ fn os_random(buf: &mut [u8]) {
 impl SyncService {
     /// A service over `store` with `engine`.
     pub fn new(store: Arc<dyn Store>, engine: Engine) -> SyncService {
-        SyncService { store, engine }
+        SyncService {
+            store,
+            engine,
+            registration: None,
+        }
+    }
+
+    /// Also serves the registration API ([`crate::registration`]) under `/api/v1/`.
+    pub fn with_registration(mut self, cfg: RegistrationConfig) -> SyncService {
+        self.registration = Some(RegistrationApi::new(self.store.clone(), cfg));
+        self
     }
 
     /// Handles one message synchronously (what the HTTP handler runs on a blocking
@@ -137,7 +149,11 @@ impl MessageHandler for SyncService {
     async fn handle(&self, req: SyncRequest) -> SyncResponse {
         let store = self.store.clone();
         let engine = self.engine.clone();
-        let svc = SyncService { store, engine };
+        let svc = SyncService {
+            store,
+            engine,
+            registration: None,
+        };
         match tokio::task::spawn_blocking(move || svc.handle_blocking(&req)).await {
             Ok(r) => r,
             Err(e) => {
@@ -145,6 +161,27 @@ impl MessageHandler for SyncService {
                 SyncResponse::Error {
                     status: HttpStatus::INTERNAL_SERVER_ERROR,
                     reason: "internal error".into(),
+                }
+            }
+        }
+    }
+
+    async fn api(&self, req: ApiRequest) -> ApiResponse {
+        let Some(api) = self.registration.clone() else {
+            return ApiResponse {
+                status: HttpStatus::NOT_FOUND,
+                body: r#"{"error":"the registration API is not enabled"}"#.into(),
+                www_authenticate: None,
+            };
+        };
+        match tokio::task::spawn_blocking(move || api.handle_blocking(&req, now())).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "API task failed");
+                ApiResponse {
+                    status: HttpStatus::INTERNAL_SERVER_ERROR,
+                    body: r#"{"error":"internal error"}"#.into(),
+                    www_authenticate: None,
                 }
             }
         }

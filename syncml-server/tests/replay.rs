@@ -274,9 +274,23 @@ fn a_wrong_password_gets_401_with_a_challenge_and_nothing_is_written() {
         chal.and_then(|c| c.meta.r#type),
         Some(auth::TYPE_MD5.to_string())
     );
-    assert_eq!(
-        statuses(&reply).len(),
-        1,
+    // AUTH-13: only Status commands, one per received command, all 401: nothing processed.
+    let sent = syncml_core::decode(&bytes).expect("decode");
+    let received = sent
+        .body
+        .commands
+        .iter()
+        .filter(|c| !matches!(c, Command::Status(_)))
+        .count();
+    let st = statuses(&reply);
+    assert_eq!(st.len(), 1 + received, "a Status for the header and each command");
+    assert!(st.iter().all(|s| s.1 == 401), "every status is 401: {st:?}");
+    assert!(
+        reply
+            .body
+            .commands
+            .iter()
+            .all(|c| matches!(c, Command::Status(_))),
         "no command of the refused message was processed"
     );
     let audit = srv

@@ -501,12 +501,26 @@ impl Engine {
                         s.chal = Some(Box::new(md5_chal(&nonce)));
                     }
                 }
-                AuthOutcome::Refused { code, nonce } => {
+                AuthOutcome::Refused { code, nonce, why } => {
                     if let Some(Command::Status(s)) = reply.statuses.get_mut(hdr_status_idx) {
                         s.data = code;
-                        s.chal = Some(Box::new(md5_chal(&nonce)));
+                        if code != StatusCode::FORBIDDEN {
+                            s.chal = Some(Box::new(md5_chal(&nonce)));
+                        }
+                        if let Some(why) = why {
+                            s.items.push(Item {
+                                data: Some(Data::Text(why)),
+                                ..Item::default()
+                            });
+                        }
                     }
-                    // Nothing of this message is processed; the session is not kept.
+                    // Nothing of this message is processed and the session is not kept;
+                    // AUTH-13: one Status, with the header's code, for every command.
+                    for cmd in &msg.body.commands {
+                        if !matches!(cmd, Command::Status(_)) {
+                            reply.status(&msg_ref, cmd, code);
+                        }
+                    }
                     return Ok(self.finish(&st, inc, reply, true));
                 }
             }
@@ -854,6 +868,10 @@ impl Engine {
         }
     }
 
+    /// Server-layer authentication of a session's first message (FIG. 13-14): lockout,
+    /// the terminal's registration and binding, its password, then what the
+    /// subscriber's [`security_level`] adds. Every refusal is audited with its reason
+    /// and writes nothing else but the next nonce and the failure counters.
     fn authenticate(
         &self,
         tx: &mut dyn Tx,
@@ -863,6 +881,7 @@ impl Engine {
         rng: &mut dyn FnMut(&mut [u8]),
     ) -> Result<AuthOutcome, StoreError> {
         let hdr = &inc.msg.header;
+        let claimed_user = hdr.source.loc_name.as_deref().map(str::trim);
         // Printable nonces (22 characters, 132 bits): the Synthesis engine (SyncEvolution)
         // keeps the decoded nonce as a C string, so a NUL byte in a binary nonce truncates
         // it and the client's next md5 credential fails with 401 (seen on the wire: the
@@ -883,101 +902,125 @@ impl Engine {
             })
             .map(|_| ())
         };
-
         let terminal: Option<Terminal> = tx.terminal_find(terminal_id)?;
-        let Some(cred) = &hdr.cred else {
+        // Refusal with a fresh nonce; `failure` counts it towards the lockout, of the
+        // claimed terminal ID whether or not it is registered (so a lock says nothing
+        // about registration) and of the terminal's subscriber.
+        let refuse = |tx: &mut dyn Tx,
+                      rng: &mut dyn FnMut(&mut [u8]),
+                      code: StatusCode,
+                      reason: &str,
+                      why: Option<String>,
+                      failure: bool| {
             let nonce = new_nonce(rng);
             if let Some(t) = &terminal {
                 tx.terminal_set_nonce(&t.subscriber_id, &t.terminal_id, Some(&nonce))?;
+                if failure {
+                    tx.lockout_record_failure(LockoutKey::Subscriber(&t.subscriber_id), now)?;
+                }
             }
-            audit(
+            if failure {
+                tx.lockout_record_failure(LockoutKey::Terminal(terminal_id), now)?;
+            }
+            audit(tx, claimed_user, code, reason)?;
+            Ok::<_, StoreError>(AuthOutcome::Refused { code, nonce, why })
+        };
+
+        // Locked attempts are refused before any credential is looked at.
+        let mut locked_until = tx
+            .lockout_get(LockoutKey::Terminal(terminal_id))?
+            .filter(|l| l.is_locked(now))
+            .and_then(|l| l.locked_until);
+        if let (None, Some(t)) = (locked_until, &terminal) {
+            locked_until = tx
+                .lockout_get(LockoutKey::Subscriber(&t.subscriber_id))?
+                .filter(|l| l.is_locked(now))
+                .and_then(|l| l.locked_until);
+        }
+        if let Some(until) = locked_until {
+            let secs = (until.unix_secs() - now.unix_secs()).max(1);
+            return refuse(
                 tx,
-                hdr.source.loc_name.as_deref(),
+                rng,
+                StatusCode::RETRY_LATER,
+                "locked out after repeated failures",
+                Some(format!(
+                    "locked after repeated authentication failures; retry in {secs} s"
+                )),
+                false,
+            );
+        }
+
+        let Some(cred) = &hdr.cred else {
+            return refuse(
+                tx,
+                rng,
                 StatusCode::MISSING_CREDENTIALS,
                 "no credentials",
-            )?;
-            return Ok(AuthOutcome::Refused {
-                code: StatusCode::MISSING_CREDENTIALS,
-                nonce,
-            });
+                None,
+                false,
+            );
         };
         let scheme = cred
             .meta
             .as_ref()
             .and_then(|m| m.r#type.clone())
             .unwrap_or_else(|| auth::TYPE_BASIC.to_string());
+        let scheme = scheme.trim();
         let data = cred.data.as_bytes().unwrap_or(&[]).to_vec();
 
-        let refuse = |tx: &mut dyn Tx,
-                      rng: &mut dyn FnMut(&mut [u8]),
-                      t: Option<&Terminal>,
-                      reason: &str| {
-            let nonce = new_nonce(rng);
-            if let Some(t) = t {
-                tx.terminal_set_nonce(&t.subscriber_id, &t.terminal_id, Some(&nonce))?;
-                tx.lockout_record_failure(LockoutKey::Terminal(&t.terminal_id), now)?;
-                tx.lockout_record_failure(LockoutKey::Subscriber(&t.subscriber_id), now)?;
-            }
-            audit(
+        let Some(t) = terminal.clone() else {
+            return refuse(
                 tx,
-                hdr.source.loc_name.as_deref(),
+                rng,
                 StatusCode::INVALID_CREDENTIALS,
-                reason,
-            )?;
-            Ok::<_, StoreError>(AuthOutcome::Refused {
-                code: StatusCode::INVALID_CREDENTIALS,
-                nonce,
-            })
-        };
-
-        let Some(t) = terminal else {
-            return refuse(tx, rng, None, "unknown terminal");
+                "unknown terminal",
+                None,
+                true,
+            );
         };
         if t.revoked {
-            return refuse(tx, rng, Some(&t), "terminal revoked");
+            return refuse(
+                tx,
+                rng,
+                StatusCode::INVALID_CREDENTIALS,
+                "terminal revoked",
+                None,
+                true,
+            );
         }
-        for key in [
-            LockoutKey::Terminal(&t.terminal_id),
-            LockoutKey::Subscriber(&t.subscriber_id),
-        ] {
-            if tx.lockout_get(key)?.is_some_and(|l| l.is_locked(now)) {
-                let nonce = new_nonce(rng);
-                audit(
-                    tx,
-                    Some(&t.subscriber_id),
-                    StatusCode::INVALID_CREDENTIALS,
-                    "locked out after repeated failures",
-                )?;
-                return Ok(AuthOutcome::Refused {
-                    code: StatusCode::INVALID_CREDENTIALS,
-                    nonce,
-                });
-            }
-        }
-        let claimed_user = hdr.source.loc_name.as_deref().map(str::trim);
-        let ok = if scheme.trim().eq_ignore_ascii_case(auth::TYPE_MD5) {
+        let nonce_bytes = t
+            .next_nonce
+            .as_deref()
+            .map(auth::nonce::decode_next_nonce)
+            .transpose()
+            .unwrap_or(None)
+            .unwrap_or_default();
+        let ok = if scheme.eq_ignore_ascii_case(auth::TYPE_MD5) {
             if claimed_user != Some(t.subscriber_id.as_str()) {
                 return refuse(
                     tx,
                     rng,
-                    Some(&t),
+                    StatusCode::INVALID_CREDENTIALS,
                     "LocName is not the terminal's subscriber",
+                    None,
+                    true,
                 );
             }
-            let nonce_bytes = t
-                .next_nonce
-                .as_deref()
-                .map(auth::nonce::decode_next_nonce)
-                .transpose()
-                .unwrap_or(None)
-                .unwrap_or_default();
             match &t.md5_verifier {
                 Some(v) => auth::md5::verify(&data, v.expose(), &nonce_bytes),
                 None => false,
             }
-        } else if scheme.trim().eq_ignore_ascii_case(auth::TYPE_BASIC) {
+        } else if scheme.eq_ignore_ascii_case(auth::TYPE_BASIC) {
             if !inc.tls && !self.cfg.allow_basic_without_tls {
-                return refuse(tx, rng, Some(&t), "auth-basic refused without TLS");
+                return refuse(
+                    tx,
+                    rng,
+                    StatusCode::INVALID_CREDENTIALS,
+                    "auth-basic refused without TLS",
+                    Some("syncml:auth-basic needs HTTPS; use syncml:auth-md5".into()),
+                    true,
+                );
             }
             match auth::basic::decode(&data) {
                 Ok((user, pass)) => {
@@ -990,11 +1033,84 @@ impl Engine {
                 Err(_) => false,
             }
         } else {
-            false
+            // AUTH-14: an unknown scheme gets 406 with the scheme named.
+            return refuse(
+                tx,
+                rng,
+                StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED,
+                "unsupported authentication type",
+                Some(scheme.to_string()),
+                false,
+            );
         };
         if !ok {
-            return refuse(tx, rng, Some(&t), "wrong credentials");
+            return refuse(
+                tx,
+                rng,
+                StatusCode::INVALID_CREDENTIALS,
+                "wrong credentials",
+                None,
+                true,
+            );
         }
+
+        // What the subscriber's security level adds (FIG. 14, para. 0057).
+        let sub = tx.subscriber_get(&t.subscriber_id)?;
+        let level = sub.as_ref().map(|s| s.security_level).unwrap_or(0);
+        if level >= security_level::TLS && !inc.tls {
+            return refuse(
+                tx,
+                rng,
+                StatusCode::FORBIDDEN,
+                "security level requires TLS",
+                Some("this subscriber syncs over HTTPS only".into()),
+                false,
+            );
+        }
+        if level >= security_level::PIN {
+            let emi = hdr.meta.as_ref().and_then(|m| {
+                m.emi
+                    .iter()
+                    .find_map(|e| e.trim().strip_prefix(PIN_EMI_PREFIX))
+            });
+            let Some(digest) = emi else {
+                return refuse(
+                    tx,
+                    rng,
+                    StatusCode::MISSING_CREDENTIALS,
+                    "PIN required but not sent",
+                    Some(format!(
+                        "PIN required: send SyncHdr/Meta/EMI {PIN_EMI_PREFIX}<digest>"
+                    )),
+                    false,
+                );
+            };
+            let verifier = sub
+                .as_ref()
+                .and_then(|s| s.pin_verifier.as_ref())
+                .and_then(|v| v.expose().strip_prefix("md5:").map(str::to_string));
+            let Some(verifier) = verifier else {
+                return refuse(
+                    tx,
+                    rng,
+                    StatusCode::FORBIDDEN,
+                    "PIN required but none is set for the subscriber",
+                    Some("no PIN is set for this subscriber; ask the operator".into()),
+                    false,
+                );
+            };
+            if !auth::md5::verify(digest.trim().as_bytes(), &verifier, &nonce_bytes) {
+                return refuse(
+                    tx,
+                    rng,
+                    StatusCode::INVALID_CREDENTIALS,
+                    "wrong PIN",
+                    None,
+                    true,
+                );
+            }
+        }
+
         tx.lockout_reset(LockoutKey::Terminal(&t.terminal_id))?;
         tx.lockout_reset(LockoutKey::Subscriber(&t.subscriber_id))?;
         let nonce = new_nonce(rng);
@@ -1005,7 +1121,7 @@ impl Engine {
             terminal_id: Some(t.terminal_id.clone()),
             kind: "auth".into(),
             status: Some(212),
-            reason: format!("accepted ({scheme})"),
+            reason: format!("accepted ({scheme}, level {level})"),
             remote_addr: Some(inc.remote.to_string()),
         })?;
         Ok(AuthOutcome::Accepted {
@@ -1991,8 +2107,50 @@ struct AlertUris {
 }
 
 enum AuthOutcome {
-    Accepted { subscriber: String, nonce: String },
-    Refused { code: StatusCode, nonce: String },
+    Accepted {
+        subscriber: String,
+        nonce: String,
+    },
+    Refused {
+        code: StatusCode,
+        nonce: String,
+        /// Shown to the user by clients that display status items (why, what to do).
+        why: Option<String>,
+    },
+}
+
+/// The `EMI` prefix of the PIN extension (security level 2, FIG. 14): `SyncHdr/Meta/EMI`
+/// carries `x-simsync-pin-md5:` followed by `B64(MD5(B64(MD5(subscriber ":" PIN)) ":"
+/// nonce))`, the nonce being the one the server issued for the session's credentials.
+/// Standard SyncML clients do not send it and are refused with 407 at that level.
+pub const PIN_EMI_PREFIX: &str = "x-simsync-pin-md5:";
+
+/// The stored form of a subscriber's PIN for [`PIN_EMI_PREFIX`]: `md5:` followed by
+/// `B64(MD5(subscriber ":" PIN))`. Like the auth-md5 verifier, it is PIN-equivalent for
+/// the extension (see `docs/auth.md`).
+pub fn pin_verifier(subscriber: &str, pin: &str) -> String {
+    format!("md5:{}", auth::md5::user_digest(subscriber, pin))
+}
+
+/// The `EMI` value a client sends for the PIN extension (see [`PIN_EMI_PREFIX`]).
+pub fn pin_emi(subscriber: &str, pin: &str, nonce: &[u8]) -> String {
+    format!(
+        "{PIN_EMI_PREFIX}{}",
+        auth::md5::credential(subscriber, pin, nonce)
+    )
+}
+
+/// Security levels of a subscriber (`subscriber security-level`, FIG. 13-14, para.
+/// 0057): what a session must show beyond a registered terminal bound to the subscriber
+/// and that terminal's password, which every level checks.
+pub mod security_level {
+    /// Terminal binding and terminal password: every standard SyncML client.
+    pub const PASSWORD: u8 = 0;
+    /// As [`PASSWORD`], over TLS only.
+    pub const TLS: u8 = 1;
+    /// As [`TLS`], plus the subscriber's PIN through the EMI extension
+    /// ([`super::PIN_EMI_PREFIX`]).
+    pub const PIN: u8 = 2;
 }
 
 /// The GUIDs of a datastore that another terminal changed (or deleted) after revision
