@@ -283,7 +283,11 @@ fn a_wrong_password_gets_401_with_a_challenge_and_nothing_is_written() {
         .filter(|c| !matches!(c, Command::Status(_)))
         .count();
     let st = statuses(&reply);
-    assert_eq!(st.len(), 1 + received, "a Status for the header and each command");
+    assert_eq!(
+        st.len(),
+        1 + received,
+        "a Status for the header and each command"
+    );
     assert!(st.iter().all(|s| s.1 == 401), "every status is 401: {st:?}");
     assert!(
         reply
