@@ -654,3 +654,164 @@ fn a_datastore_outside_the_terminals_classes_is_refused_while_the_others_proceed
             .reason
             .contains("calendar is not among the terminal's data classes")));
 }
+
+// ---------------------------------------------------------------------------------
+// Isolation: two subscribers with look-alike data.
+// ---------------------------------------------------------------------------------
+
+const LOOKALIKE: &str = "BEGIN:VCARD\r\nVERSION:2.1\r\nN:Gate;Test\r\nEND:VCARD\r\n";
+const BOB_SECRET: &str = "BEGIN:VCARD\r\nVERSION:2.1\r\nN:Bob;Secret\r\nEND:VCARD\r\n";
+
+/// Bob's contacts: the same card alice adds, and one only bob has. Returns their GUIDs.
+fn seed_bob(fx: &Fx) -> Vec<String> {
+    use syncml_server::store::{DatastoreKey, NewItem};
+    fx.store
+        .transaction(|tx| {
+            tx.items_put(
+                DatastoreKey::new("bob", "contacts"),
+                Some("IMEI:B1"),
+                &[LOOKALIKE, BOB_SECRET].map(|d| NewItem {
+                    guid: None,
+                    content_type: "text/x-vcard".into(),
+                    data: d.as_bytes().to_vec(),
+                }),
+                Timestamp::from_unix_secs(2_000),
+            )
+        })
+        .expect("seed bob")
+        .into_iter()
+        .map(|r| r.guid)
+        .collect()
+}
+
+fn bob_contacts(fx: &Fx) -> Vec<(String, Vec<u8>)> {
+    use syncml_server::store::DatastoreKey;
+    let mut v: Vec<(String, Vec<u8>)> = fx
+        .store
+        .read(|tx| tx.items_list_live(DatastoreKey::new("bob", "contacts")))
+        .expect("bob's items")
+        .into_iter()
+        .map(|i| (i.guid, i.data))
+        .collect();
+    v.sort();
+    v
+}
+
+fn all_data(m: &SyncMl) -> String {
+    String::from_utf8_lossy(&syncml_core::encode(m, Encoding::Xml).expect("encode")).into_owned()
+}
+
+#[test]
+fn no_request_as_one_subscriber_reads_or_writes_anothers_data() {
+    let fx = fixture();
+    let bob_guids = seed_bob(&fx);
+    let bob_before = bob_contacts(&fx);
+    // One card of alice's own, written by another of her handsets: her slow sync must
+    // bring it (so the absence of bob's card below means something).
+    fx.store
+        .transaction(|tx| {
+            tx.items_put(
+                syncml_server::store::DatastoreKey::new("alice", "contacts"),
+                Some("IMEI:A9"),
+                &[syncml_server::store::NewItem {
+                    guid: None,
+                    content_type: "text/x-vcard".into(),
+                    data: b"BEGIN:VCARD\r\nVERSION:2.1\r\nN:Alice;Own\r\nEND:VCARD\r\n".to_vec(),
+                }],
+                Timestamp::from_unix_secs(2_000),
+            )
+        })
+        .expect("seed alice");
+
+    // alice's handset claiming to be bob, with alice's password or with bob's.
+    for pw in ["pa1", "pb1"] {
+        let msg = package1(
+            "IMEI:A1",
+            Some("bob"),
+            cred(&fx, CredKind::Md5(pw), "bob", "IMEI:A1"),
+            None,
+            &["contacts"],
+        );
+        let reply = fx.post(false, &msg);
+        assert_eq!(
+            header_status(&reply),
+            401,
+            "LocName bob from alice's handset"
+        );
+        assert!(!all_data(&reply).contains("Bob;Secret"));
+    }
+
+    // alice's own session: a slow sync (she sends the look-alike card) plus a Replace
+    // and a Delete aimed at bob's GUIDs.
+    let mut msg = package1(
+        "IMEI:A1",
+        Some("alice"),
+        cred(&fx, CredKind::Md5("pa1"), "alice", "IMEI:A1"),
+        None,
+        &["contacts"],
+    );
+    if let Some(Command::Sync(s)) = msg.body.commands.get_mut(1) {
+        for (n, guid) in bob_guids.iter().enumerate() {
+            s.commands.push(Command::Replace(ItemCommand {
+                cmd_id: format!("r{n}"),
+                meta: Some(Meta {
+                    r#type: Some("text/x-vcard".into()),
+                    ..Meta::default()
+                }),
+                items: vec![Item {
+                    target: Some(Target::new(guid.clone())),
+                    source: Some(Source::new(format!("luid-r{n}"))),
+                    data: Some(Data::Text(
+                        "BEGIN:VCARD\r\nVERSION:2.1\r\nN:Overwritten;ByAlice\r\nEND:VCARD\r\n"
+                            .into(),
+                    )),
+                    ..Item::default()
+                }],
+                ..ItemCommand::default()
+            }));
+            s.commands.push(Command::Delete(syncml_core::model::Delete {
+                cmd_id: format!("d{n}"),
+                items: vec![Item {
+                    target: Some(Target::new(guid.clone())),
+                    ..Item::default()
+                }],
+                ..Default::default()
+            }));
+        }
+    }
+    let reply = fx.post(false, &msg);
+    assert_eq!(header_status(&reply), 212);
+    let text = all_data(&reply);
+    assert!(
+        text.contains("Alice;Own"),
+        "alice gets her own card: {text}"
+    );
+    assert!(
+        !text.contains("Bob;Secret"),
+        "alice's slow sync must not carry bob's card: {text}"
+    );
+    assert_eq!(bob_contacts(&fx), bob_before, "bob's data untouched");
+
+    // A session token of bob's session, presented by alice's handset, is not bob's
+    // session: without credentials it is refused, and nothing of bob's comes back.
+    let bob_msg = package1(
+        "IMEI:B1",
+        Some("bob"),
+        cred(&fx, CredKind::Md5("pb1"), "bob", "IMEI:B1"),
+        None,
+        &["contacts"],
+    );
+    let mut bob_open = bob_msg.clone();
+    bob_open.body.is_final = false;
+    let bob_reply = fx.post(false, &bob_open);
+    assert_eq!(header_status(&bob_reply), 212);
+    let bob_token_url = bob_reply.header.resp_uri.clone().expect("RespURI");
+    let mut hijack = package1("IMEI:A1", Some("alice"), None, None, &["contacts"]);
+    hijack.header.msg_id = "2".into();
+    let body = syncml_core::encode(&hijack, Encoding::Xml).expect("encode");
+    let resp = fx.plain.post(&bob_token_url, XML, &body);
+    let reply = syncml_core::decode(&resp.body).expect("decode");
+    assert_eq!(header_status(&reply), 407);
+    assert!(!all_data(&reply).contains("Bob;Secret"));
+    assert_eq!(bob_contacts(&fx), bob_before, "bob's data untouched");
+}
