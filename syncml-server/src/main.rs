@@ -392,7 +392,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 s.id,
                 s.display_name.unwrap_or_default()
             );
-            println!("  security level {}", s.security_level);
+            println!(
+                "  security level {}; PIN {}; login password {}",
+                s.security_level,
+                if s.pin_verifier.is_some() {
+                    "set"
+                } else {
+                    "not set"
+                },
+                if s.login_verifier.is_some() {
+                    "set"
+                } else {
+                    "not set"
+                }
+            );
             println!("  terminals:");
             for t in terms {
                 println!(

@@ -73,6 +73,24 @@ fn provisioning_round_trip() {
         .0
     );
     assert!(cli(d, &["subscriber", "security-level", "234150123456789", "2"]).0);
+    assert!(
+        cli(
+            d,
+            &[
+                "subscriber",
+                "set-login",
+                "234150123456789",
+                "--password",
+                "web"
+            ]
+        )
+        .0
+    );
+    let (_, out, _) = cli(d, &["subscriber", "show", "234150123456789"]);
+    assert!(
+        out.contains("security level 2; PIN set; login password set"),
+        "{out}"
+    );
     let (_, out, _) = cli(d, &["subscriber", "list"]);
     assert!(
         out.contains("234150123456789\tAlice\tsecurity-level 2"),
