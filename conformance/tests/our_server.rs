@@ -128,6 +128,17 @@ impl OurServer {
     /// Provisions subscriber [`USER`] with one terminal (md5 and basic verifiers for
     /// [`PASSWORD`]) per device ID and starts serving.
     fn start(scratch: &Scratch, device_ids: &[&str], allow_basic: bool) -> OurServer {
+        let terminals: Vec<(&str, &str)> = device_ids.iter().map(|d| (*d, PASSWORD)).collect();
+        OurServer::start_terminals(scratch, &terminals, allow_basic)
+    }
+
+    /// Provisions subscriber [`USER`] with one terminal per (device ID, terminal
+    /// password) and starts serving.
+    fn start_terminals(
+        scratch: &Scratch,
+        terminals: &[(&str, &str)],
+        allow_basic: bool,
+    ) -> OurServer {
         init_tracing();
         let dir = scratch.path().join("server");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -142,16 +153,16 @@ impl OurServer {
                     },
                     Timestamp::from_unix_secs(1),
                 )?;
-                for id in device_ids {
+                for (id, password) in terminals {
                     tx.terminal_register(
                         &NewTerminal {
                             terminal_id: (*id).into(),
                             subscriber_id: USER.into(),
                             md5_verifier: Some(Secret::new(syncml_core::auth::md5::user_digest(
-                                USER, PASSWORD,
+                                USER, password,
                             ))),
                             basic_verifier: Some(Secret::new(
-                                syncml_server::password::hash(PASSWORD)
+                                syncml_server::password::hash(password)
                                     .unwrap_or_else(|e| panic!("{e}")),
                             )),
                             classes: vec![],
@@ -879,14 +890,30 @@ fn wrong_password_fails_and_writes_nothing() {
         .collect();
     assert!(!incoming.is_empty(), "{}", report.summary());
     for m in &incoming {
-        assert_eq!(
-            statuses(m),
-            [("SyncHdr".to_string(), 401)],
-            "only a 401 for the header, nothing processed: {}",
+        // AUTH-13: only statuses, the header's first, each command of the client's
+        // message answered with the header's code (401; 417 once the client's retries
+        // ran into the lockout).
+        let st = statuses(m);
+        assert_eq!(st.len(), m.body.commands.len(), "only statuses");
+        assert_eq!(st[0].0, "SyncHdr");
+        let code = st[0].1;
+        assert!(
+            [401, 417].contains(&code),
+            "header {code}: {}",
             report.summary()
+        );
+        assert!(st.iter().all(|(_, c)| *c == code), "{st:?}");
+        assert!(
+            st.len() > 1,
+            "the client's commands are answered too: {st:?}"
         );
         assert!(m.header.resp_uri.is_none(), "no session is kept");
     }
+    assert_eq!(
+        incoming.first().map(|m| statuses(m)[0].1),
+        Some(401),
+        "the first answer is 401"
+    );
     assert!(server.items("contacts").is_empty());
     assert!(server.items("calendar").is_empty());
     let states = server
@@ -976,5 +1003,142 @@ fn slow_sync_matches_items_written_by_other_handsets() {
         &client,
         &server,
         &[BOB, FRANK, GINA, HANK],
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// FIG. 16: three SyncEvolution clients as handsets 10a, 10b, 10c of one subscriber.
+// ---------------------------------------------------------------------------------
+
+/// A one-line contact for FIG. 16's data items (a1, b1, ...).
+fn fig16_card(name: &str) -> String {
+    format!("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nN:{name};;;;\r\nEND:VCARD\r\n")
+}
+
+fn fig16_cards(names: &[&str]) -> Vec<String> {
+    sorted(names.iter().map(|n| normalize_vcard(&fig16_card(n))))
+}
+
+/// (Add, Replace, Delete) commands our server sent in a run.
+fn server_changes(report: &SyncReport) -> (usize, usize, usize) {
+    let mut n = (0, 0, 0);
+    for (dir, msg) in decode_all(report) {
+        if dir != Direction::Incoming {
+            continue;
+        }
+        for c in &msg.body.commands {
+            if let Command::Sync(s) = c {
+                for inner in &s.commands {
+                    match inner {
+                        Command::Add(_) => n.0 += 1,
+                        Command::Replace(_) => n.1 += 1,
+                        Command::Delete(_) => n.2 += 1,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    n
+}
+
+/// Mounting the SIM (para. 0041): one download, one-way from the server. Checks that
+/// exactly `changes` (adds, replaces, deletes) came down and that the handset then
+/// holds `holds`.
+#[track_caller]
+fn fig16_mount(what: &str, h: &Client, changes: (usize, usize, usize), holds: &[&str]) {
+    let report = sync_ok(h, Mode::OneWayFromServer, 1, &[]);
+    assert_eq!(server_changes(&report), changes, "{what}: what came down");
+    assert_eq!(client_contacts(h), fig16_cards(holds), "{what}: handset");
+}
+
+/// Removing the SIM (para. 0042): the handset's updates go up, one-way from the client.
+#[track_caller]
+fn fig16_demount(what: &str, h: &Client, server: &OurServer, server_holds: &[&str]) {
+    let report = sync_ok(h, Mode::OneWayFromClient, 1, &[]);
+    assert_eq!(
+        server_changes(&report),
+        (0, 0, 0),
+        "{what}: an upload receives nothing"
+    );
+    assert_eq!(
+        server.contacts(),
+        fig16_cards(server_holds),
+        "{what}: server"
+    );
+}
+
+/// FIG. 16 (para. 0059-0065) with three real SyncEvolution clients, each a terminal
+/// with its own device ID and terminal password, one SIM moved between them (which
+/// client syncs). Para. 0059-0065 name the adds; an update (a1 → a1', at T4) and a
+/// delete (b1, at T5) ride along, so the last two downloads also carry them.
+#[test]
+fn fig16_three_syncevolution_handsets_one_sim() {
+    let scratch = Scratch::new("fig16");
+    let server = OurServer::start_terminals(
+        &scratch,
+        &[("10a", "pw-10a"), ("10b", "pw-10b"), ("10c", "pw-10c")],
+        false,
+    );
+    let handset = |id: &str| {
+        let mut c = ClientConfig::new(&server.url, USER, format!("pw-{id}"));
+        c.device_id = id.into();
+        make_client(&scratch, id, c)
+    };
+    let (a, b, c) = (handset("10a"), handset("10b"), handset("10c"));
+    // Initial registration: each empty handset's first (slow) sync with an empty server.
+    for h in [&a, &b, &c] {
+        sync_ok(h, Mode::Slow, 1, &[]);
+    }
+    // T0-T1: SIM in 10a; a1 made there goes up when the SIM is removed (para. 0059-0060).
+    fig16_mount("T0 10a", &a, (0, 0, 0), &[]);
+    write(&a, "a1.vcf", &fig16_card("a1"));
+    fig16_demount("T1 10a", &a, &server, &["a1"]);
+
+    // T2: SIM in 10b: a1 comes down; b1 goes up (para. 0061).
+    fig16_mount("T2 10b", &b, (1, 0, 0), &["a1"]);
+    write(&b, "b1.vcf", &fig16_card("b1"));
+    fig16_demount("T2 10b", &b, &server, &["a1", "b1"]);
+
+    // T3: SIM in 10c: a1 + b1 come down; c1 goes up (para. 0062).
+    fig16_mount("T3 10c", &c, (2, 0, 0), &["a1", "b1"]);
+    write(&c, "c1.vcf", &fig16_card("c1"));
+    fig16_demount("T3 10c", &c, &server, &["a1", "b1", "c1"]);
+
+    // T4: SIM in 10a: exactly b1 + c1 come down; a2 goes up, and a1 is edited (para. 0063).
+    fig16_mount("T4 10a", &a, (2, 0, 0), &["a1", "b1", "c1"]);
+    write(&a, "a2.vcf", &fig16_card("a2"));
+    write(&a, "a1.vcf", &fig16_card("a1-edited"));
+    fig16_demount("T4 10a", &a, &server, &["a1-edited", "b1", "c1", "a2"]);
+
+    // T5: SIM in 10b: exactly c1 + a2 come down, with a1's edit; b2 goes up and b1 is
+    // deleted (para. 0064).
+    fig16_mount("T5 10b", &b, (2, 1, 0), &["a1-edited", "b1", "c1", "a2"]);
+    write(&b, "b2.vcf", &fig16_card("b2"));
+    b.delete_contact("b1.vcf").unwrap_or_else(|e| panic!("{e}"));
+    fig16_demount("T5 10b", &b, &server, &["a1-edited", "c1", "a2", "b2"]);
+
+    // Then SIM in 10a: only b2 (and b1's delete) has not been reflected there (para. 0065).
+    fig16_mount("T5+ 10a", &a, (1, 0, 1), &["a1-edited", "c1", "a2", "b2"]);
+    // 10c has not held the SIM since T3.
+    assert_eq!(client_contacts(&c), fig16_cards(&["a1", "b1", "c1"]), "10c");
+    assert_eq!(
+        server.contacts(),
+        fig16_cards(&["a1-edited", "c1", "a2", "b2"]),
+        "server at the end"
+    );
+
+    // Each handset syncs only with its own password: 10b with 10a's is refused (last,
+    // because the client's retries count towards the subscriber's lockout).
+    let mut wrong = ClientConfig::new(&server.url, USER, "pw-10a");
+    wrong.device_id = "10b".into();
+    let report = make_client(&scratch, "10b-wrong", wrong)
+        .sync(Mode::TwoWay)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!report.success(), "10b with 10a's password must be refused");
+    assert_eq!(
+        server.contacts().len(),
+        4,
+        "nothing written by the refused run"
     );
 }

@@ -1544,9 +1544,22 @@ impl Engine {
                                 continue;
                             }
                         }
-                        if let Some(g) = &guid {
-                            if tx.item_get(dsk, g)?.is_none_or(|i| i.deleted) {
-                                guid = None;
+                        if let Some(g) = guid.clone() {
+                            match tx.item_get(dsk, &g)?.filter(|i| !i.deleted) {
+                                None => guid = None,
+                                Some(cur) if content_key(&cur.data) == content_key(&data) => {
+                                    // The client sends what we hold already (SyncEvolution
+                                    // reports an item it received one-way from the server
+                                    // as an Add in its next upload): no new revision, so
+                                    // the other handsets are not sent a change that
+                                    // changes nothing, and no conflict can arise.
+                                    if let Some(ds) = st.store_mut(def.name) {
+                                        ds.written.push(g);
+                                    }
+                                    reply.item_status(msg_ref, c, item, code);
+                                    continue;
+                                }
+                                Some(_) => {}
                             }
                         }
                         if guid.is_none() {
@@ -2810,6 +2823,37 @@ mod tests {
         assert_eq!(f.anchor().as_deref(), Some("a1"), "no anchor moved");
         f.send(vec![], true);
         assert_eq!(f.anchor().as_deref(), Some("a2"));
+    }
+
+    #[test]
+    fn a_client_change_equal_to_what_we_hold_makes_no_new_revision() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        complete_slow_sync(&mut f, "a1");
+        let dsk = DatastoreKey::new("test", "contacts");
+        let rev = f.store.read(|tx| tx.datastore_revision(dsk)).expect("rev");
+        f.new_session();
+        f.send(vec![alert(202, Some("a1"), "a2")], true);
+        // SyncEvolution's quirk: an item it holds already goes up again as an Add.
+        let same = |kind: fn(ItemCommand) -> Command| {
+            kind(ItemCommand {
+                cmd_id: "3".into(),
+                meta: Some(Meta::of_type("text/vcard")),
+                items: vec![Item {
+                    source: Some(Source::new("c1")),
+                    data: Some(Data::Text("BEGIN:VCARD\r\nFN:C1\r\nEND:VCARD\r\n".into())),
+                    ..Item::default()
+                }],
+                ..ItemCommand::default()
+            })
+        };
+        let r = f.send(vec![client_sync(vec![same(Command::Add)])], true);
+        assert_eq!(codes(&r, "Add"), [201]);
+        f.send(vec![], true);
+        let after = f.store.read(|tx| tx.datastore_revision(dsk)).expect("rev");
+        assert_eq!(after, rev, "no new revision for an unchanged item");
+        let items = f.store.read(|tx| tx.items_list_live(dsk)).expect("items");
+        assert_eq!(items.len(), 1, "and no duplicate");
     }
 
     #[test]
