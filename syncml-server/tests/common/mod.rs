@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use syncml_server::http::{self, HttpOptions, MessageHandler, Running};
 
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Long enough for Argon2 work on a loaded 2-core machine; still bounds any hang.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------
 // A minimal HTTP/1.1 client.
 // ---------------------------------------------------------------------------------
