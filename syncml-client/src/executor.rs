@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use crate::engine::{Engine, Handset};
 use crate::error::{ClientError, GateRefusal};
-use crate::handset::{Clock, Notice, Permission, Sim};
+use crate::handset::{Clock, DeviceStatus, Notice, Permission, Sim};
 use crate::mode::SyncMode;
 use crate::policy::{Action, Event, LocalPending, Outcome, Plan, TriggerPolicy};
 use crate::session::SessionReport;
@@ -82,6 +82,34 @@ impl<T: Transport, C: Clock> Engine<T, C> {
             plan.budget,
         )
         .await
+    }
+
+    /// Polls `device` and feeds what changed ([`TriggerPolicy::device_events`]), then an
+    /// [`Event::Tick`], to `policy`, carrying out what it decides. Call it periodically.
+    pub async fn poll(
+        &mut self,
+        policy: &mut TriggerPolicy,
+        device: &dyn DeviceStatus,
+        handset: Handset<'_>,
+        stores: &mut [&mut dyn DataStore],
+    ) -> Vec<(Plan, Result<SessionReport, ClientError>)> {
+        let Handset {
+            mut sim,
+            terminal,
+            ui,
+        } = handset;
+        let mut events = policy.device_events(device);
+        events.push(Event::Tick);
+        let mut runs = Vec::new();
+        for e in events {
+            let h = Handset {
+                sim: sim.as_deref_mut().map(|s| s as &mut dyn Sim),
+                terminal: &mut *terminal,
+                ui: &mut *ui,
+            };
+            runs.extend(self.handle_event(policy, h, stores, e).await);
+        }
+        runs
     }
 
     /// Feeds `event` to `policy` at the engine clock's time and carries out what it

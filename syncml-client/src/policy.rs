@@ -32,14 +32,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::budget::Budget;
 use crate::error::GateRefusal;
-use crate::handset::{Notice, Warning};
+use crate::handset::{DeviceStatus, Notice, Warning};
 use crate::mode::SyncMode;
 use crate::session::SessionReport;
+
+/// `every` seconds have passed since `last` (or it never happened).
+fn elapsed(last: Option<i64>, every: u64, now: i64) -> bool {
+    last.is_none_or(|l| now.saturating_sub(l) >= every as i64)
+}
 
 /// Idle-state sync (FIG. 21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdleSync {
-    /// Seconds between two idle syncs (S91); 0 syncs at every idle start.
+    /// Seconds between two idle syncs (S91): a tick after the interval syncs when the
+    /// terminal is idle, else the next idle start does (para. 0087); an idle start after
+    /// the interval syncs too. 0: only idle starts sync, each of them (para. 0082: the
+    /// S91 check left out).
     pub interval: u64,
     /// The caps of one idle sync (para. 0085).
     pub budget: Budget,
@@ -277,6 +285,25 @@ impl TriggerPolicy {
         self.server.get(store).copied().unwrap_or(0)
     }
 
+    /// The events that bring the policy up to date with what `device` shows now
+    /// (battery low or back, idle start or stop), for handsets that poll their status
+    /// (the battery remaining amount detecting section 15, FIG. 22 S101; the idle
+    /// conditions of para. 0081) instead of signalling each change.
+    pub fn device_events(&self, device: &dyn DeviceStatus) -> Vec<Event> {
+        let mut out = Vec::new();
+        match (self.battery_low, device.battery_low()) {
+            (false, true) => out.push(Event::BatteryLow),
+            (true, false) => out.push(Event::BatteryOk),
+            _ => {}
+        }
+        match (self.idle, device.is_idle()) {
+            (false, true) => out.push(Event::IdleStart),
+            (true, false) => out.push(Event::IdleStop),
+            _ => {}
+        }
+        out
+    }
+
     /// A download is owed to the next insertion (skipped on low battery, FIG. 22).
     pub fn download_owed(&self) -> bool {
         self.download_owed
@@ -486,7 +513,10 @@ impl TriggerPolicy {
             Event::IdleStart => {
                 self.idle = true;
                 match self.cfg.idle {
-                    Some(i) if self.idle_due => self.idle_plan(now, i.budget),
+                    // A turn missed while busy (para. 0087), or the interval is over.
+                    Some(i) if self.idle_due || elapsed(self.last_idle, i.interval, now) => {
+                        self.idle_plan(now, i.budget)
+                    }
                     _ => Vec::new(),
                 }
             }
@@ -566,11 +596,8 @@ impl TriggerPolicy {
 
     fn tick(&mut self, now: i64) -> Vec<Action> {
         let mut out = Vec::new();
-        let elapsed = |last: Option<i64>, every: u64| {
-            last.is_none_or(|l| now.saturating_sub(l) >= every as i64)
-        };
         if let Some(every) = self.cfg.upload_every {
-            if elapsed(self.last_upload, every) {
+            if elapsed(self.last_upload, every, now) {
                 self.last_upload = Some(now);
                 out.extend(self.upload(Reason::Periodic, self.with_updates()));
             }
@@ -584,8 +611,8 @@ impl TriggerPolicy {
                 Budget::UNLIMITED,
             ));
         }
-        if let Some(idle) = self.cfg.idle {
-            if elapsed(self.last_idle, idle.interval) {
+        if let Some(idle) = self.cfg.idle.filter(|i| i.interval > 0) {
+            if elapsed(self.last_idle, idle.interval, now) {
                 if self.idle {
                     out.extend(self.idle_plan(now, idle.budget));
                 } else {
@@ -595,7 +622,7 @@ impl TriggerPolicy {
             }
         }
         if let Some(every) = self.cfg.remind_every {
-            if elapsed(self.last_reminder, every) {
+            if elapsed(self.last_reminder, every, now) {
                 self.last_reminder = Some(now);
                 out.extend(self.local_notices());
                 out.extend(self.server_notices());
@@ -950,9 +977,13 @@ mod tests {
         // Downloads are off while the battery is low: idle sync uploads only, no lazy
         // download.
         assert!(plans(&p.on_event(Event::FirstAccess { store: K.into() }, 3)).is_empty());
-        p.on_event(Event::IdleStart, 4);
-        let a = p.on_event(Event::Tick, 5);
+        let a = p.on_event(Event::IdleStart, 4);
+        assert_eq!(one(&a).reason, Reason::Idle);
         assert_eq!(one(&a).stores, up(&[C]));
+        assert!(
+            plans(&p.on_event(Event::Tick, 5)).is_empty(),
+            "interval 0: idle starts only"
+        );
         // Battery back, SIM moved and back: the owed download runs.
         p.on_event(Event::BatteryOk, 6);
         p.on_event(Event::SimRemoved, 7);
@@ -1026,6 +1057,24 @@ mod tests {
             vec![Action::Warn(Warning::PossibleConflict { store: K.into() })]
         );
         assert!(p.on_event(update(C, 1), 1).is_empty());
+    }
+
+    #[test]
+    fn device_status_changes_become_events() {
+        let mut p = TriggerPolicy::new(cfg(), true);
+        let mut d = crate::mem::MemoryDevice::default();
+        assert!(p.device_events(&d).is_empty(), "full battery, busy");
+        d.battery_percent = 10;
+        d.idle = true;
+        let ev = p.device_events(&d);
+        assert_eq!(ev, vec![Event::BatteryLow, Event::IdleStart]);
+        for e in ev {
+            p.on_event(e, 0);
+        }
+        assert!(p.device_events(&d).is_empty(), "only changes");
+        d.battery_percent = 80;
+        d.idle = false;
+        assert_eq!(p.device_events(&d), vec![Event::BatteryOk, Event::IdleStop]);
     }
 
     #[test]

@@ -372,3 +372,73 @@ fn low_battery_at_insertion_defers_the_download() {
         .expect("download");
     assert_eq!(h.contacts.contents(), vec![card("Srv")]);
 }
+
+#[test]
+fn polled_device_status_drives_the_idle_and_battery_rules() {
+    use syncml_client::mem::{MemoryDevice, MemorySim};
+    use syncml_client::DataStore;
+    let srv = start();
+    let mut c = cfg();
+    c.low_battery_upload = true;
+    c.idle = Some(IdleSync {
+        interval: 0,
+        budget: Budget::UNLIMITED,
+    });
+    let mut h = Handheld::new(&srv, "IMEI:300000000000001", "pw", c);
+    let mut s = sim();
+    h.event(&srv, Some(&mut s), Event::SimInserted);
+    let mut device = MemoryDevice::default();
+    let poll = |h: &mut Handheld, s: &mut MemorySim, d: &MemoryDevice| {
+        let Handheld {
+            terminal,
+            ui,
+            contacts,
+            calendar,
+            engine,
+            policy,
+            ..
+        } = h;
+        srv.block_on(engine.poll(
+            policy,
+            d,
+            syncml_client::Handset {
+                sim: Some(s),
+                terminal,
+                ui,
+            },
+            &mut [
+                contacts as &mut dyn DataStore,
+                calendar as &mut dyn DataStore,
+            ],
+        ))
+    };
+    h.contacts.add(card("Ann"));
+    h.event(&srv, Some(&mut s), update(C, 10));
+    assert!(
+        poll(&mut h, &mut s, &device).is_empty(),
+        "busy, battery full"
+    );
+    assert_eq!(h.requests(), 0);
+    // The terminal goes idle: the idle sync runs (two-way, both stores).
+    device.idle = true;
+    let (plan, r) = only_run(poll(&mut h, &mut s, &device));
+    assert_eq!(plan.reason, Reason::Idle);
+    assert_eq!(r.expect("idle").stores.len(), 2);
+    assert_eq!(contacts(&srv), vec![card("Ann")]);
+    // In use again, then the battery runs low with a new update: upload only.
+    device.idle = false;
+    h.contacts.add(card("Bob"));
+    h.event(&srv, Some(&mut s), update(C, 10));
+    device.battery_percent = 5;
+    let (plan, r) = only_run(poll(&mut h, &mut s, &device));
+    assert_eq!(plan.reason, Reason::LowBattery);
+    let r = r.expect("upload");
+    assert_eq!(r.stores[0].mode, Some(SyncMode::OneWayFromClient));
+    assert_eq!(contacts(&srv).len(), 2);
+    let n = h.requests();
+    assert!(
+        poll(&mut h, &mut s, &device).is_empty(),
+        "once per low battery"
+    );
+    assert_eq!(h.requests(), n);
+}
