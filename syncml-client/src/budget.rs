@@ -20,9 +20,9 @@
 //! Bytes are item payload bytes (the `Data` of `Add`/`Replace`), not message bytes; a
 //! delete carries none. A download cap is checked after each server message, so the
 //! session may overshoot it by up to one message (our `MaxMsgSize`). Slow syncs and
-//! refreshes from the client send every item whatever the upload budget (they rebuild
-//! the mapping); the time cap still ends their package 3 early. Packages 1, 2, 5 and 6
-//! are never cut.
+//! refreshes from the client send every item whatever the budget (the server matches,
+//! or keeps exactly, what it gets: a partial package 3 would lose data). Packages 1, 2,
+//! 5 and 6 are never cut.
 
 /// Limits for one session; `None` is unlimited. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -917,7 +917,14 @@ impl ClientSession {
                 self.send_package(statuses, all, AfterSend::ServerSync)
             }
             Phase::Sending { after } => {
+                // A slow sync or refresh from client must send every item (the server
+                // matches or keeps exactly what it gets): never cut short.
+                let sends_all = self
+                    .ds
+                    .iter()
+                    .any(|d| d.mode.is_some_and(SyncMode::sends_all));
                 if after == AfterSend::ServerSync
+                    && !sends_all
                     && self
                         .budget
                         .upload_deadline(self.cfg.now)

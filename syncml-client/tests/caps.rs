@@ -308,3 +308,28 @@ fn probe_applies_nothing_and_counts_the_servers_changes() {
     assert_eq!(r.received(), 5);
     assert_eq!(h.contacts.contents(), server(&srv));
 }
+
+#[test]
+fn upload_time_cap_never_cuts_a_slow_sync() {
+    let mut cfg = syncml_server::session::EngineConfig::default();
+    cfg.max_msg_size = 4096;
+    let srv = start_with(cfg);
+    let mut h = handheld(&srv, "IMEI:200000000000004", Some(4096));
+    let mut s = sim();
+    let cards = names("First", 40);
+    for c in &cards {
+        h.contacts.add(c.clone());
+    }
+    h.clock.step_each_reading(10);
+    let budget = Budget {
+        upload_secs: Some(15),
+        ..Budget::UNLIMITED
+    };
+    // No anchors yet: a slow sync, which must send every item.
+    let r = capped(&srv, &mut h, &mut s, SyncMode::TwoWay, budget);
+    assert_eq!(r.stores[0].mode, Some(SyncMode::Slow));
+    assert_eq!(r.cut_short, None);
+    assert_eq!(r.sent(), 40);
+    assert_eq!(h.contacts.pending(), 0);
+    assert_eq!(server(&srv), sorted(cards));
+}
