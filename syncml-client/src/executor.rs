@@ -157,6 +157,7 @@ impl<T: Transport, C: Clock> Engine<T, C> {
                     }
                     let outcome = Outcome {
                         report: result.as_ref().ok().cloned(),
+                        refused: matches!(result, Err(ClientError::Refused(_))),
                         local,
                     };
                     actions.extend(policy.on_outcome(&plan, &outcome));

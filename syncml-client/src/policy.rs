@@ -217,6 +217,8 @@ pub struct LocalPending {
 pub struct Outcome {
     /// The session report; `None` when the sync failed or was refused.
     pub report: Option<SessionReport>,
+    /// A gate or the user refused the sync (not retried automatically).
+    pub refused: bool,
     /// The pending local changes of each store of the plan after the run.
     pub local: Vec<(String, LocalPending)>,
 }
@@ -637,6 +639,11 @@ impl TriggerPolicy {
             self.local.insert(s.clone(), *p);
         }
         let mut out = Vec::new();
+        if outcome.refused && plan.reason == Reason::Insertion {
+            // The user said no (PIN, password, permission): not asked again at every
+            // tick; a user request or the next insertion syncs.
+            self.insertion_due = false;
+        }
         let Some(report) = &outcome.report else {
             return out;
         };
@@ -874,10 +881,21 @@ mod tests {
             &plan,
             &Outcome {
                 report: None,
+                refused: false,
                 local: vec![],
             },
         );
         assert_eq!(one(&p.on_event(Event::Tick, 2)).reason, Reason::Insertion);
+        // Refused by the user: not retried at every tick.
+        p.on_outcome(
+            &plan,
+            &Outcome {
+                report: None,
+                refused: true,
+                local: vec![],
+            },
+        );
+        assert!(plans(&p.on_event(Event::Tick, 3)).is_empty());
     }
 
     #[test]
@@ -1042,6 +1060,7 @@ mod tests {
             &plan,
             &Outcome {
                 report: Some(report),
+                refused: false,
                 local: vec![],
             },
         );

@@ -1361,7 +1361,10 @@ impl ClientSession {
             let default_type = ds.content_type.clone();
             let ctype =
                 |t: Option<String>| Meta::of_type(t.unwrap_or_else(|| default_type.clone()));
-            if mode.sends_changes() {
+            if self.budget.probe {
+                // A probe only asks: even a slow sync sends no item.
+                ds.snapshot.clear();
+            } else if mode.sends_changes() {
                 let changes = store.changes()?;
                 ds.snapshot.clear();
                 for c in changes {

@@ -333,3 +333,26 @@ fn upload_time_cap_never_cuts_a_slow_sync() {
     assert_eq!(h.contacts.pending(), 0);
     assert_eq!(server(&srv), sorted(cards));
 }
+
+#[test]
+fn probe_sends_nothing_even_when_the_server_asks_for_a_slow_sync() {
+    let srv = start();
+    let mut h = handheld(&srv, "IMEI:200000000000005", None);
+    let mut s = sim();
+    srv.operator_put(SUBSCRIBER, "contacts", None, &card("Srv"));
+    h.contacts.add(card("Mine"));
+    // No anchors: the server answers 508 and a slow sync.
+    let r = capped(
+        &srv,
+        &mut h,
+        &mut s,
+        SyncMode::OneWayFromServer,
+        Budget::probe(),
+    );
+    assert_eq!(r.stores[0].mode, Some(SyncMode::Slow));
+    assert_eq!(r.cut_short, Some(CutShort::Probe));
+    assert_eq!((r.sent(), r.received()), (0, 0));
+    assert_eq!(r.server_changes_left(), vec![("./contacts".to_string(), 1)]);
+    assert_eq!(server(&srv), vec![card("Srv")], "nothing uploaded");
+    assert_eq!(h.contacts.pending(), 1);
+}
