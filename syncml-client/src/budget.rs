@@ -126,6 +126,16 @@ pub enum CutShort {
     Probe,
 }
 
+impl CutShort {
+    /// The download did not complete (the session was suspended).
+    pub fn stopped_download(self) -> bool {
+        matches!(
+            self,
+            CutShort::DownloadBytes | CutShort::DownloadTime | CutShort::Probe
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

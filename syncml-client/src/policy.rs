@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::budget::Budget;
+use crate::budget::{Budget, CutShort};
 use crate::error::GateRefusal;
 use crate::handset::{DeviceStatus, Notice, Warning};
 use crate::mode::SyncMode;
@@ -667,7 +667,7 @@ impl TriggerPolicy {
                         count: *n,
                     }));
                 }
-                None if report.cut_short.is_none() => {
+                None if !report.cut_short.is_some_and(CutShort::stopped_download) => {
                     self.server.insert(st.local_uri.clone(), 0);
                     self.downloaded.insert(st.local_uri.clone());
                 }
@@ -1054,7 +1054,7 @@ mod tests {
             }],
             warnings: vec![],
             messages_sent: 2,
-            cut_short: Some(crate::budget::CutShort::Probe),
+            cut_short: Some(CutShort::Probe),
         };
         let a = p.on_outcome(
             &plan,
@@ -1094,6 +1094,50 @@ mod tests {
         d.battery_percent = 80;
         d.idle = false;
         assert_eq!(p.device_events(&d), vec![Event::BatteryOk, Event::IdleStop]);
+    }
+
+    #[test]
+    fn an_upload_capped_two_way_sync_still_completes_the_download() {
+        let mut c = cfg();
+        c.download_on_insertion = true;
+        let mut p = TriggerPolicy::new(c, false);
+        p.on_event(update(C, 1), 0);
+        let a = p.on_event(Event::SimInserted, 1);
+        let plan = one(&a).clone();
+        let store = |uri: &str, mode| crate::session::StoreReport {
+            local_uri: uri.into(),
+            requested: mode,
+            mode: Some(mode),
+            failed: None,
+            sent: Default::default(),
+            received: Default::default(),
+            rejected: 0,
+            maps_acknowledged: 0,
+            server_changes: Some(0),
+            unsent: 1,
+        };
+        let report = SessionReport {
+            stores: vec![
+                store(C, SyncMode::TwoWay),
+                store(K, SyncMode::OneWayFromServer),
+            ],
+            warnings: vec![],
+            messages_sent: 3,
+            cut_short: Some(CutShort::UploadBytes),
+        };
+        p.on_outcome(
+            &plan,
+            &Outcome {
+                report: Some(report),
+                refused: false,
+                local: vec![(C.into(), LocalPending { count: 1, bytes: 1 })],
+            },
+        );
+        assert!(
+            plans(&p.on_event(Event::Tick, 2)).is_empty(),
+            "downloaded: not retried"
+        );
+        assert!(plans(&p.on_event(Event::FirstAccess { store: C.into() }, 3)).is_empty());
     }
 
     #[test]
