@@ -1614,6 +1614,12 @@ impl ClientSession {
             }
             let mut st = ds.state.clone();
             st.pending_maps = unacked_maps(ds);
+            if ds.erased {
+                // A refresh from server stopped halfway: the store holds part of the
+                // server's data, so the next sync must be a slow one.
+                st.last_anchor = None;
+                st.pending_maps.clear();
+            }
             store.set_sync_state(&st)?;
         }
         Ok(())

@@ -356,3 +356,35 @@ fn probe_sends_nothing_even_when_the_server_asks_for_a_slow_sync() {
     assert_eq!(server(&srv), vec![card("Srv")], "nothing uploaded");
     assert_eq!(h.contacts.pending(), 1);
 }
+
+#[test]
+fn a_refresh_from_server_cut_short_makes_the_next_sync_slow() {
+    let mut cfg = syncml_server::session::EngineConfig::default();
+    cfg.max_msg_size = 4096;
+    let srv = start_with(cfg);
+    let (mut h, mut s, _) = download_setup(&srv);
+    capped(&srv, &mut h, &mut s, SyncMode::TwoWay, Budget::UNLIMITED);
+    assert_eq!(h.contacts.contents().len(), 41);
+    let budget = Budget {
+        download_bytes: Some(500),
+        ..Budget::UNLIMITED
+    };
+    let r = capped(&srv, &mut h, &mut s, SyncMode::RefreshFromServer, budget);
+    assert_eq!(r.cut_short, Some(CutShort::DownloadBytes));
+    let got = r.received();
+    assert!(got > 0 && got < 41, "{got}");
+    assert_eq!(
+        h.contacts.contents().len(),
+        got,
+        "erased, then partly refilled"
+    );
+    assert_eq!(h.contacts.state().last_anchor, None, "anchors dropped");
+    let r = capped(&srv, &mut h, &mut s, SyncMode::TwoWay, Budget::UNLIMITED);
+    assert_eq!(r.stores[0].mode, Some(SyncMode::Slow));
+    assert_eq!(
+        h.contacts.contents(),
+        server(&srv),
+        "nothing lost, no duplicate"
+    );
+    assert_eq!(server(&srv).len(), 41);
+}
