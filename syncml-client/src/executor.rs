@@ -28,6 +28,19 @@ pub fn local_pending(store: &mut dyn DataStore) -> Result<LocalPending, ClientEr
     })
 }
 
+/// Tells `policy` what each of `stores` holds pending (at start-up, or after the stores
+/// changed behind the policy's back).
+pub fn observe_stores(
+    policy: &mut TriggerPolicy,
+    stores: &mut [&mut dyn DataStore],
+) -> Result<(), ClientError> {
+    for s in stores.iter_mut() {
+        let p = local_pending(&mut **s)?;
+        policy.observe_local(s.local_uri(), p);
+    }
+    Ok(())
+}
+
 impl<T: Transport, C: Clock> Engine<T, C> {
     /// Runs one plan over those of `stores` it names (in the order of `stores`). When the
     /// plan asks for permission and the user refuses, nothing is sent and the result is
@@ -166,5 +179,29 @@ impl<T: Transport, C: Clock> Engine<T, C> {
             }
         }
         runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::MemoryStore;
+    use crate::policy::TriggerConfig;
+
+    #[test]
+    fn observing_stores_tells_the_policy_their_pending_changes() {
+        let mut contacts = MemoryStore::contacts();
+        contacts.add("0123456789");
+        contacts.add("abc");
+        let mut p = TriggerPolicy::new(TriggerConfig::new(["./contacts"]), true);
+        assert_eq!(p.local_pending("./contacts").count, 0);
+        observe_stores(&mut p, &mut [&mut contacts as &mut dyn DataStore]).unwrap();
+        assert_eq!(
+            p.local_pending("./contacts"),
+            LocalPending {
+                count: 2,
+                bytes: 13
+            }
+        );
     }
 }
