@@ -4,6 +4,7 @@ use syncml_core::auth::Secret;
 use syncml_core::Encoding;
 use tracing::{info, warn};
 
+use crate::budget::Budget;
 use crate::error::{ClientError, GateRefusal, SessionError};
 use crate::gate::{self, GatePolicy};
 use crate::handset::{Clock, Notice, Sim, SystemClock, Terminal, Ui, Warning};
@@ -138,6 +139,11 @@ impl<T: Transport, C: Clock> Engine<T, C> {
         &mut self.cfg
     }
 
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
     /// The transport.
     pub fn transport(&self) -> &T {
         &self.transport
@@ -161,6 +167,19 @@ impl<T: Transport, C: Clock> Engine<T, C> {
         handset: Handset<'_>,
         stores: &mut [&mut dyn DataStore],
         modes: &[SyncMode],
+    ) -> Result<SessionReport, ClientError> {
+        self.sync_with_budget(handset, stores, modes, Budget::UNLIMITED)
+            .await
+    }
+
+    /// As [`sync`](Self::sync), with the session limited by `budget` (caps, probe; see
+    /// [`crate::budget`]). The time limits read the engine's clock before each message.
+    pub async fn sync_with_budget(
+        &mut self,
+        handset: Handset<'_>,
+        stores: &mut [&mut dyn DataStore],
+        modes: &[SyncMode],
+        budget: Budget,
     ) -> Result<SessionReport, ClientError> {
         let Handset { sim, terminal, ui } = handset;
         let pass = gate::check(&self.cfg.policy, sim, &*terminal, ui)?;
@@ -211,6 +230,7 @@ impl<T: Transport, C: Clock> Engine<T, C> {
         scfg.device = self.cfg.device.clone();
         scfg.now = now;
         let mut session = ClientSession::new(scfg, &modes);
+        session.set_budget(budget);
         let result = self.run(&mut session, stores).await;
         if let Some(n) = session.next_nonce() {
             self.nonce = Some(n.to_string());
@@ -257,6 +277,7 @@ impl<T: Transport, C: Clock> Engine<T, C> {
                 .await?;
             let msg =
                 syncml_core::decode(&reply).map_err(|e| SessionError::Decode(e.to_string()))?;
+            session.set_time(self.clock.now_unix());
             match session.handle(msg, stores)? {
                 Step::Send(next) => out = next,
                 Step::Done(report) => return Ok(report),

@@ -80,6 +80,28 @@ pub enum Notice {
     },
     /// A sync session failed.
     SyncFailed(String),
+    /// Local updates not yet reflected to the server (para. 0044: prompt the user to
+    /// upload them, or remind periodically).
+    LocalUpdatesPending {
+        /// The data store's local URI.
+        store: String,
+        /// Pending local changes.
+        count: usize,
+    },
+    /// Server updates not yet reflected to this handset (para. 0044), known from the
+    /// `NumberOfChanges` of a probe or of a download cut short.
+    ServerUpdatesPending {
+        /// The data store's local URI.
+        store: String,
+        /// Changes the server holds for this handset.
+        count: usize,
+    },
+    /// The collective erase (FIG. 20) wiped these data stores after the server confirmed
+    /// it holds their data.
+    Erased {
+        /// The local URIs of the wiped stores.
+        stores: Vec<String>,
+    },
 }
 
 /// A warning for the user (para. 0068: an edit that may conflict).
@@ -117,6 +139,20 @@ pub trait Ui: Send {
 
     /// Warns the user.
     fn warn(&mut self, warning: &Warning);
+}
+
+/// The handset's battery and activity (the battery remaining amount detecting section 15
+/// of FIG. 3; the idle state of para. 0080-0081).
+pub trait DeviceStatus: Send {
+    /// The battery remaining amount, in percent.
+    fn battery_percent(&self) -> u8;
+
+    /// The battery is at or below the level that triggers FIG. 22.
+    fn battery_low(&self) -> bool;
+
+    /// The terminal is idle (waiting state: no application running, no recent user
+    /// operation, or the flip closed; para. 0081).
+    fn is_idle(&self) -> bool;
 }
 
 /// The current time, injected (no global clock in the engine).

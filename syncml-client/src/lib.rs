@@ -7,7 +7,8 @@
 //! Layers, each usable on its own:
 //!
 //! - [`handset`]: the traits the handset implements: [`Sim`], [`Terminal`], [`Ui`],
-//!   [`Clock`]; [`store`]: one [`DataStore`] per data class.
+//!   [`Clock`], [`DeviceStatus`] (battery, idle); [`store`]: one [`DataStore`] per data
+//!   class.
 //! - [`gate`]: the gates ([`GatePolicy`], FIG. 9-13) and the registration flows of FIG. 10-A
 //!   and 11-A.
 //! - [`session`]: the client DS session, sans I/O: decoded server messages in, our next
@@ -15,6 +16,15 @@
 //! - [`transport`]: [`Transport`], the default [`HttpTransport`] (feature `http`), an
 //!   in-memory [`FnTransport`] and a request-counting wrapper.
 //! - [`Engine`]: gates, then a session over a transport.
+//! - [`budget`]: caps on one session (bytes and time, per direction or in total; the
+//!   probe), and how a capped session stops cleanly (FIG. 21, para. 0085).
+//! - [`policy`]: when to sync, sans I/O: SIM removal and insertion, periodic, per
+//!   update, update amount, user request, first access, idle state, low battery, with
+//!   optional permission and user notices (para. 0041-0044, 0068, FIG. 21-22).
+//! - [`executor`]: runs the policy's plans on an [`Engine`] ([`Engine::run_plan`],
+//!   [`Engine::handle_event`]).
+//! - [`erase`]: collective erase: upload, confirm, then wipe locally (FIG. 20,
+//!   [`Engine::collective_erase`]).
 //! - [`mem`]: in-memory SIM, terminal, UI and data store for tests and simulators.
 //!
 //! ```
@@ -35,21 +45,30 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod budget;
 mod engine;
+pub mod erase;
 mod error;
+pub mod executor;
 pub mod gate;
 pub mod handset;
 pub mod mem;
 mod mode;
+pub mod policy;
 pub mod session;
 pub mod store;
 pub mod transport;
 
+pub use budget::{Budget, CutShort};
 pub use engine::{Engine, EngineConfig, Handset};
+pub use erase::{EraseError, EraseReport};
 pub use error::{ClientError, GateRefusal, SessionError, StoreError, TransportError};
 pub use gate::{GatePass, GatePolicy};
-pub use handset::{Clock, Notice, Permission, PinResult, Sim, SystemClock, Terminal, Ui, Warning};
+pub use handset::{
+    Clock, DeviceStatus, Notice, Permission, PinResult, Sim, SystemClock, Terminal, Ui, Warning,
+};
 pub use mode::{AuthScheme, SyncMode};
+pub use policy::{Action, Event, Plan, Reason, TriggerConfig, TriggerPolicy};
 pub use session::{
     ClientSession, Counts, DeviceInfo, Outgoing, SessionConfig, SessionReport, Step, StoreReport,
 };

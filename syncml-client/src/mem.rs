@@ -3,7 +3,12 @@
 use std::collections::BTreeMap;
 
 use crate::error::StoreError;
-use crate::handset::{Notice, Permission, PinResult, Sim, Terminal, Ui, Warning};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use crate::handset::{
+    Clock, DeviceStatus, Notice, Permission, PinResult, Sim, Terminal, Ui, Warning,
+};
 use crate::store::{
     Applied, Change, ChangeId, ChangeKind, DataStore, LocalItem, ServerChange, SyncState,
 };
@@ -384,6 +389,80 @@ impl Ui for ScriptedUi {
 
     fn warn(&mut self, warning: &Warning) {
         self.warnings.push(warning.clone());
+    }
+}
+
+/// A battery and idle state set by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryDevice {
+    /// Battery remaining amount, percent.
+    pub battery_percent: u8,
+    /// At or below this percentage the battery is low.
+    pub low_at: u8,
+    /// The terminal is idle.
+    pub idle: bool,
+}
+
+impl Default for MemoryDevice {
+    fn default() -> Self {
+        MemoryDevice {
+            battery_percent: 100,
+            low_at: 15,
+            idle: false,
+        }
+    }
+}
+
+impl DeviceStatus for MemoryDevice {
+    fn battery_percent(&self) -> u8 {
+        self.battery_percent
+    }
+
+    fn battery_low(&self) -> bool {
+        self.battery_percent <= self.low_at
+    }
+
+    fn is_idle(&self) -> bool {
+        self.idle
+    }
+}
+
+/// A clock set by hand, shared between its clones; each reading can advance it by a
+/// fixed step (to make time pass between the messages of a session).
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    now: Arc<AtomicI64>,
+    step: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    /// A clock at `now` (Unix seconds) that does not move by itself.
+    pub fn at(now: i64) -> ManualClock {
+        let c = ManualClock::default();
+        c.set(now);
+        c
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: i64) {
+        self.now.store(now, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.now.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// Every later reading advances the clock by `secs` after returning it.
+    pub fn step_each_reading(&self, secs: i64) {
+        self.step.store(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_unix(&self) -> i64 {
+        let step = self.step.load(Ordering::SeqCst);
+        self.now.fetch_add(step, Ordering::SeqCst)
     }
 }
 

@@ -32,6 +32,7 @@ use syncml_core::tree::SyncMlVersion;
 use syncml_core::{AlertCode, Encoding, StatusCode};
 use tracing::{debug, info, warn};
 
+use crate::budget::{Budget, CutShort};
 use crate::error::SessionError;
 use crate::handset::{iso8601_basic, Warning};
 use crate::mode::{AuthScheme, SyncMode};
@@ -197,6 +198,10 @@ pub struct StoreReport {
     pub rejected: usize,
     /// Map items the server acknowledged.
     pub maps_acknowledged: usize,
+    /// The `NumberOfChanges` the server announced in its package 4 for this store.
+    pub server_changes: Option<u32>,
+    /// Local changes left out of package 3 by a [`Budget`] (still pending).
+    pub unsent: usize,
 }
 
 /// The outcome of a session.
@@ -208,6 +213,8 @@ pub struct SessionReport {
     pub warnings: Vec<Warning>,
     /// Messages we posted.
     pub messages_sent: u32,
+    /// Set when a [`Budget`] stopped the session before it moved everything.
+    pub cut_short: Option<CutShort>,
 }
 
 impl SessionReport {
@@ -227,6 +234,19 @@ impl SessionReport {
     pub fn received(&self) -> usize {
         self.stores.iter().map(|s| s.received.total()).sum()
     }
+
+    /// Server changes announced but not received (a cut-short download or a probe), per
+    /// store local URI.
+    pub fn server_changes_left(&self) -> Vec<(String, usize)> {
+        self.stores
+            .iter()
+            .filter_map(|s| {
+                let announced = s.server_changes? as usize;
+                let left = announced.saturating_sub(s.received.total());
+                (left > 0).then(|| (s.local_uri.clone(), left))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +261,8 @@ enum Phase {
     AwaitServerSync,
     /// Package 5 sent; waiting for package 6.
     AwaitMapStatus,
+    /// Alert 224 sent (a [`Budget`] stopped the download); waiting for its status.
+    AwaitSuspend,
     /// Over.
     Done,
 }
@@ -284,6 +306,10 @@ struct DsRun {
     sent: Counts,
     received: Counts,
     rejected: usize,
+    /// The server's NumberOfChanges for this store.
+    announced: Option<u32>,
+    /// Changes left out by the upload budget.
+    unsent: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -318,6 +344,16 @@ pub struct ClientSession {
     reassembler: Reassembler,
     warnings: Vec<Warning>,
     messages_sent: u32,
+    budget: Budget,
+    /// The latest time the driver gave ([`ClientSession::set_time`]).
+    now: i64,
+    /// Payload bytes sent and applied.
+    up_bytes: u64,
+    down_bytes: u64,
+    /// Changes put in package 3 (the first always goes, whatever the budget).
+    changes_up: usize,
+    download_start: Option<i64>,
+    cut: Option<CutShort>,
 }
 
 fn status_for(server_msg: &str, cmd: &Command, item: Option<&Item>, code: StatusCode) -> Status {
@@ -438,6 +474,8 @@ impl ClientSession {
                     sent: Counts::default(),
                     received: Counts::default(),
                     rejected: 0,
+                    announced: None,
+                    unsent: 0,
                 })
                 .collect(),
             reassembler: Reassembler::new(Some(cfg.max_obj_size)),
@@ -452,7 +490,26 @@ impl ClientSession {
             sent: HashMap::new(),
             warnings: Vec::new(),
             messages_sent: 0,
+            budget: Budget::UNLIMITED,
+            now: 0,
+            up_bytes: 0,
+            down_bytes: 0,
+            changes_up: 0,
+            download_start: None,
+            cut: None,
         }
+    }
+
+    /// Limits this session (see [`crate::budget`]); call before [`start`](Self::start).
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.budget = budget;
+    }
+
+    /// Tells the session the time (Unix seconds) before each [`handle`](Self::handle),
+    /// for the time limits of its [`Budget`]. Without it the session's start time
+    /// ([`SessionConfig::now`]) is used.
+    pub fn set_time(&mut self, now: i64) {
+        self.now = now;
     }
 
     /// The latest `NextNonce` the server gave (Base64 text): keep it for the next
@@ -571,6 +628,7 @@ impl ClientSession {
         {
             return Err(SessionError::BasicWithoutTls);
         }
+        self.now = self.now.max(self.cfg.now);
         let base_anchor = iso8601_basic(self.cfg.now);
         for (ds, store) in self.ds.iter_mut().zip(stores.iter_mut()) {
             ds.local_uri = store.local_uri().to_string();
@@ -823,7 +881,14 @@ impl ClientSession {
                         statuses.push(status_for(&server_msg, &cmd, None, StatusCode::NOT_FOUND));
                     }
                 }
-                Command::Sync(s) => self.on_sync(&server_msg, s, stores, &mut statuses)?,
+                Command::Sync(s) => {
+                    self.note_announced(s);
+                    if self.budget.probe && self.phase == Phase::AwaitServerSync {
+                        // A probe applies nothing (and the session is suspended below).
+                        continue;
+                    }
+                    self.on_sync(&server_msg, s, stores, &mut statuses)?
+                }
                 _ => statuses.push(status_for(
                     &server_msg,
                     &cmd,
@@ -852,6 +917,33 @@ impl ClientSession {
                 self.send_package(statuses, all, AfterSend::ServerSync)
             }
             Phase::Sending { after } => {
+                // A slow sync or refresh from client must send every item (the server
+                // matches or keeps exactly what it gets): never cut short.
+                let sends_all = self
+                    .ds
+                    .iter()
+                    .any(|d| d.mode.is_some_and(SyncMode::sends_all));
+                if after == AfterSend::ServerSync
+                    && !sends_all
+                    && self
+                        .budget
+                        .upload_deadline(self.cfg.now)
+                        .is_some_and(|d| self.now >= d)
+                {
+                    // Out of time: this message ends package 3; what was not sent stays
+                    // pending.
+                    info!(
+                        messages_dropped = self.outbox.len(),
+                        "upload time budget spent"
+                    );
+                    let dropped: Vec<Vec<Command>> = self.outbox.drain(..).collect();
+                    for part in &dropped {
+                        self.uncount(part);
+                    }
+                    self.cut = Some(CutShort::UploadTime);
+                    self.phase = after_phase(after);
+                    return Ok(Step::Send(self.emit(statuses, extra, true)));
+                }
                 let Some(part) = self.outbox.pop_front() else {
                     return Err(SessionError::Protocol("nothing left to send".into()));
                 };
@@ -864,7 +956,25 @@ impl ClientSession {
                 Ok(Step::Send(self.emit(statuses, part_all, last)))
             }
             Phase::AwaitServerSync => {
+                let started = *self.download_start.get_or_insert(self.now);
+                if self.budget.probe {
+                    return Ok(self.suspend(statuses, extra, CutShort::Probe));
+                }
                 if !is_final {
+                    if self
+                        .budget
+                        .download_left(self.up_bytes, self.down_bytes)
+                        .is_some_and(|l| l == 0)
+                    {
+                        return Ok(self.suspend(statuses, extra, CutShort::DownloadBytes));
+                    }
+                    if self
+                        .budget
+                        .download_deadline(self.cfg.now, started)
+                        .is_some_and(|d| self.now >= d)
+                    {
+                        return Ok(self.suspend(statuses, extra, CutShort::DownloadTime));
+                    }
                     return Ok(Step::Send(self.next_message_alert(statuses, extra)));
                 }
                 let mut body = extra;
@@ -876,6 +986,10 @@ impl ClientSession {
                     return Ok(Step::Send(self.next_message_alert(statuses, extra)));
                 }
                 self.complete(stores)?;
+                Ok(Step::Done(self.report()))
+            }
+            Phase::AwaitSuspend => {
+                self.complete_suspended(stores)?;
                 Ok(Step::Done(self.report()))
             }
             Phase::Created | Phase::Done => Err(SessionError::Finished),
@@ -1158,8 +1272,18 @@ impl ClientSession {
                 ServerChange::Delete { luid }
             }
         };
+        let size = match &change {
+            ServerChange::Add { data, .. } | ServerChange::Replace { data, .. } => {
+                data.len() as u64
+            }
+            ServerChange::Delete { .. } => 0,
+        };
         let ds = &mut self.ds[i];
-        match stores[i].apply(change) {
+        let applied = stores[i].apply(change);
+        if applied.is_ok() {
+            self.down_bytes += size;
+        }
+        match applied {
             Ok(Applied::Added { luid }) => {
                 ds.received.added += 1;
                 if let Some(guid) = source {
@@ -1237,10 +1361,24 @@ impl ClientSession {
             let default_type = ds.content_type.clone();
             let ctype =
                 |t: Option<String>| Meta::of_type(t.unwrap_or_else(|| default_type.clone()));
-            if mode.sends_changes() {
+            if self.budget.probe {
+                // A probe only asks: even a slow sync sends no item.
+                ds.snapshot.clear();
+            } else if mode.sends_changes() {
                 let changes = store.changes()?;
-                ds.snapshot = changes.iter().map(|c| c.id()).collect();
+                ds.snapshot.clear();
                 for c in changes {
+                    let size = c.data.as_ref().map_or(0, |d| d.len() as u64);
+                    let left = self.budget.upload_left(self.up_bytes, self.down_bytes);
+                    if self.changes_up > 0 && left.is_some_and(|l| size > l) {
+                        // Over the upload budget: stays pending for a later session.
+                        ds.unsent += 1;
+                        self.cut = Some(CutShort::UploadBytes);
+                        continue;
+                    }
+                    self.changes_up += 1;
+                    self.up_bytes += size;
+                    ds.snapshot.push(c.id());
                     match c.kind {
                         ChangeKind::Add | ChangeKind::Replace => {
                             let meta = Some(ctype(c.content_type.clone()));
@@ -1407,6 +1545,86 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Remembers the server's NumberOfChanges for the store of `sync`.
+    fn note_announced(&mut self, sync: &Sync) {
+        let i = self.ds_index(
+            sync.target.as_ref().map(|t| t.loc_uri.as_str()),
+            sync.source.as_ref().map(|s| s.loc_uri.as_str()),
+        );
+        if let (Some(i), Some(n)) = (i, sync.number_of_changes) {
+            let ds = &mut self.ds[i];
+            if ds.announced.is_none() {
+                ds.announced = Some(n);
+            }
+        }
+    }
+
+    /// Takes the changes of a package-3 message that will not be sent off the counts.
+    fn uncount(&mut self, part: &[Command]) {
+        for c in part {
+            let Command::Sync(s) = c else { continue };
+            let Some(i) = self.ds_index(
+                s.source.as_ref().map(|x| x.loc_uri.as_str()),
+                s.target.as_ref().map(|x| x.loc_uri.as_str()),
+            ) else {
+                continue;
+            };
+            let ds = &mut self.ds[i];
+            for inner in &s.commands {
+                let counter = match inner {
+                    Command::Add(_) => &mut ds.sent.added,
+                    Command::Replace(_) => &mut ds.sent.replaced,
+                    Command::Delete(_) => &mut ds.sent.deleted,
+                    _ => continue,
+                };
+                *counter = counter.saturating_sub(1);
+                ds.unsent += 1;
+            }
+        }
+    }
+
+    /// Ends the download early: statuses plus `Alert 224` (SUS-01), `Final`.
+    fn suspend(&mut self, statuses: Vec<Status>, extra: Vec<Command>, why: CutShort) -> Step {
+        info!(?why, "budget spent: suspending the session");
+        self.cut = Some(why);
+        let mut body = extra;
+        body.push(Command::Alert(Alert {
+            data: Some(AlertCode::SUSPEND),
+            items: vec![Item {
+                target: Some(Target::new(self.url.clone())),
+                source: Some(Source::new(self.cfg.terminal_id.clone())),
+                ..Item::default()
+            }],
+            ..Alert::default()
+        }));
+        self.phase = Phase::AwaitSuspend;
+        Step::Send(self.emit(statuses, body, true))
+    }
+
+    /// The session was suspended: anchors stay (the server did not move its own), the
+    /// changes the server acknowledged are cleared, unacknowledged maps are kept.
+    fn complete_suspended(
+        &mut self,
+        stores: &mut [&mut dyn DataStore],
+    ) -> Result<(), SessionError> {
+        self.phase = Phase::Done;
+        for (ds, store) in self.ds.iter_mut().zip(stores.iter_mut()) {
+            if ds.mode.is_some() && ds.failed.is_none() {
+                store.acknowledge(&ds.acked)?;
+            }
+            let mut st = ds.state.clone();
+            st.pending_maps = unacked_maps(ds);
+            if ds.erased {
+                // A refresh from server stopped halfway: the store holds part of the
+                // server's data, so the next sync must be a slow one.
+                st.last_anchor = None;
+                st.pending_maps.clear();
+            }
+            store.set_sync_state(&st)?;
+        }
+        Ok(())
+    }
+
     /// The report so far.
     pub fn report(&self) -> SessionReport {
         SessionReport {
@@ -1422,10 +1640,13 @@ impl ClientSession {
                     received: d.received,
                     rejected: d.rejected,
                     maps_acknowledged: d.maps_acked.len(),
+                    server_changes: d.announced,
+                    unsent: d.unsent,
                 })
                 .collect(),
             warnings: self.warnings.clone(),
             messages_sent: self.messages_sent,
+            cut_short: self.cut,
         }
     }
 }

@@ -7,7 +7,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use syncml_client::mem::{MemorySim, MemoryStore, MemoryTerminal, ScriptedUi};
+use syncml_client::mem::{ManualClock, MemorySim, MemoryStore, MemoryTerminal, ScriptedUi};
+use syncml_client::policy::{Event, Plan, TriggerConfig, TriggerPolicy};
 use syncml_client::{
     ClientError, Counting, DataStore, Engine, EngineConfig, GatePolicy, Handset, HttpTransport,
     SessionReport, SyncMode, Transport, TransportError,
@@ -284,4 +285,113 @@ impl Phone {
 
 pub fn sim() -> MemorySim {
     MemorySim::new(SUBSCRIBER, PIN)
+}
+
+/// A calendar store (`./calendar` ↔ `calendar`, vCalendar 1.0).
+pub fn calendar() -> MemoryStore {
+    MemoryStore::new("./calendar", "calendar", "text/x-vcalendar", "1.0")
+}
+
+/// A vCalendar event with this summary.
+pub fn event(summary: &str) -> String {
+    format!("BEGIN:VCALENDAR\r\nVERSION:1.0\r\nBEGIN:VEVENT\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+}
+
+/// A handset with two data classes, a hand-set clock and a trigger policy, posting
+/// through a counting HTTP transport to our server.
+pub struct Handheld {
+    pub terminal: MemoryTerminal,
+    pub ui: ScriptedUi,
+    pub contacts: MemoryStore,
+    pub calendar: MemoryStore,
+    pub clock: ManualClock,
+    pub engine: Engine<Counting<HttpTransport>, ManualClock>,
+    pub policy: TriggerPolicy,
+}
+
+impl Handheld {
+    /// Provisioned on `srv` for [`SUBSCRIBER`], FIG. 9 gates, clock at `now()`.
+    pub fn new(srv: &Server, terminal_id: &str, password: &str, cfg: TriggerConfig) -> Handheld {
+        srv.provision(SUBSCRIBER, terminal_id, password);
+        let clock = ManualClock::at(now());
+        Handheld {
+            terminal: MemoryTerminal::new(terminal_id, password),
+            ui: ScriptedUi::answering(PIN, password),
+            contacts: MemoryStore::contacts(),
+            calendar: calendar(),
+            engine: Engine::with_clock(
+                EngineConfig::new(srv.url.clone()),
+                Counting::new(HttpTransport::new()),
+                clock.clone(),
+            ),
+            clock,
+            policy: TriggerPolicy::new(cfg, false),
+        }
+    }
+
+    pub fn requests(&self) -> usize {
+        self.engine.transport().count()
+    }
+
+    /// Feeds `ev` to the policy and runs what it decides.
+    pub fn event(
+        &mut self,
+        srv: &Server,
+        sim: Option<&mut MemorySim>,
+        ev: Event,
+    ) -> Vec<(Plan, Result<SessionReport, ClientError>)> {
+        let Handheld {
+            terminal,
+            ui,
+            contacts,
+            calendar,
+            engine,
+            policy,
+            ..
+        } = self;
+        let sim = sim.map(|s| s as &mut dyn syncml_client::Sim);
+        srv.block_on(engine.handle_event(
+            policy,
+            Handset { sim, terminal, ui },
+            &mut [
+                contacts as &mut dyn DataStore,
+                calendar as &mut dyn DataStore,
+            ],
+            ev,
+        ))
+    }
+
+    /// Runs a plain sync of both stores.
+    pub fn sync(
+        &mut self,
+        srv: &Server,
+        sim: Option<&mut MemorySim>,
+        mode: SyncMode,
+    ) -> Result<SessionReport, ClientError> {
+        let Handheld {
+            terminal,
+            ui,
+            contacts,
+            calendar,
+            engine,
+            ..
+        } = self;
+        let sim = sim.map(|s| s as &mut dyn syncml_client::Sim);
+        srv.block_on(engine.sync(
+            Handset { sim, terminal, ui },
+            &mut [
+                contacts as &mut dyn DataStore,
+                calendar as &mut dyn DataStore,
+            ],
+            &[mode],
+        ))
+    }
+}
+
+/// The single result of the events' runs.
+pub fn only_run(
+    runs: Vec<(Plan, Result<SessionReport, ClientError>)>,
+) -> (Plan, Result<SessionReport, ClientError>) {
+    assert_eq!(runs.len(), 1, "exactly one sync: {runs:?}");
+    runs.into_iter().next().expect("one run")
 }
