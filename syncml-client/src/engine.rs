@@ -38,6 +38,11 @@ pub struct EngineConfig {
     pub device: DeviceInfo,
     /// Give up after this many messages in one session.
     pub max_messages: u32,
+    /// Prove the SIM's PIN to the server too (servers at security level 2, FIG. 14),
+    /// through the PIN extension ([`syncml_core::auth::pin`]). The PIN is the one the
+    /// user entered at the PIN gate; with a policy that asks none, the engine asks it
+    /// and collates it with the SIM first.
+    pub send_pin: bool,
 }
 
 impl EngineConfig {
@@ -54,7 +59,17 @@ impl EngineConfig {
             allow_basic_without_tls: false,
             device: DeviceInfo::default(),
             max_messages: 10_000,
+            send_pin: false,
         }
+    }
+}
+
+/// A shorter-lived `Option<&mut dyn Sim>` out of a longer one (the trait object's
+/// lifetime shrinks with the borrow).
+fn reborrow<'b>(sim: &'b mut Option<&mut dyn Sim>) -> Option<&'b mut dyn Sim> {
+    match sim {
+        Some(s) => Some(&mut **s),
+        None => None,
     }
 }
 
@@ -181,8 +196,24 @@ impl<T: Transport, C: Clock> Engine<T, C> {
         modes: &[SyncMode],
         budget: Budget,
     ) -> Result<SessionReport, ClientError> {
-        let Handset { sim, terminal, ui } = handset;
-        let pass = gate::check(&self.cfg.policy, sim, &*terminal, ui)?;
+        let Handset {
+            mut sim,
+            terminal,
+            ui,
+        } = handset;
+        let pass = gate::check(&self.cfg.policy, reborrow(&mut sim), &*terminal, ui)?;
+        let pin = match (&pass.pin, self.cfg.send_pin, reborrow(&mut sim)) {
+            (_, false, _) => None,
+            (Some(p), true, _) => Some(p.clone()),
+            (None, true, Some(s)) => match gate::pin_gate(s, ui) {
+                Ok(p) => Some(p),
+                Err(r) => {
+                    ui.notify(&Notice::Refused(r.clone()));
+                    return Err(r.into());
+                }
+            },
+            (None, true, None) => return Err(GateRefusal::NoSim.into()),
+        };
         let password = match (&pass.password, &self.cfg.stored_password) {
             (Some(p), _) => p.clone(),
             (None, Some(s)) => s.expose().clone(),
@@ -229,6 +260,7 @@ impl<T: Transport, C: Clock> Engine<T, C> {
         scfg.nonce = self.nonce.clone();
         scfg.device = self.cfg.device.clone();
         scfg.now = now;
+        scfg.pin = pin.map(Secret::new);
         let mut session = ClientSession::new(scfg, &modes);
         session.set_budget(budget);
         let result = self.run(&mut session, stores).await;

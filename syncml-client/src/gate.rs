@@ -82,13 +82,15 @@ pub struct GatePass {
     pub terminal_id: String,
     /// The terminal password the user entered, if the policy asked for it.
     pub password: Option<String>,
+    /// The PIN the user entered and the SIM accepted, if the policy asked for it.
+    pub pin: Option<String>,
 }
 
 /// How many times a wrong PIN may be retyped within one gate check before it refuses.
 const PIN_ATTEMPTS: usize = 3;
 
-/// Asks the PIN and collates it (FIG. 8 S1-S2, FIG. 9 S11-S12).
-fn pin_gate(sim: &mut dyn Sim, ui: &mut dyn Ui) -> Result<(), GateRefusal> {
+/// Asks the PIN and collates it (FIG. 8 S1-S2, FIG. 9 S11-S12); returns the accepted PIN.
+pub(crate) fn pin_gate(sim: &mut dyn Sim, ui: &mut dyn Ui) -> Result<String, GateRefusal> {
     let mut tries_left = None;
     let mut last = GateRefusal::PinCancelled;
     for _ in 0..PIN_ATTEMPTS {
@@ -96,7 +98,7 @@ fn pin_gate(sim: &mut dyn Sim, ui: &mut dyn Ui) -> Result<(), GateRefusal> {
             return Err(GateRefusal::PinCancelled);
         };
         match sim.collate_pin(&pin) {
-            PinResult::Ok => return Ok(()),
+            PinResult::Ok => return Ok(pin),
             PinResult::Blocked => return Err(GateRefusal::PinBlocked),
             PinResult::Wrong { tries_left: t } => {
                 tries_left = Some(t);
@@ -143,9 +145,11 @@ fn check_inner(
     let Some(sim) = sim else {
         return Err(GateRefusal::NoSim);
     };
-    if policy.pin {
-        pin_gate(sim, ui)?;
-    }
+    let pin = if policy.pin {
+        Some(pin_gate(sim, ui)?)
+    } else {
+        None
+    };
     let password = if policy.terminal_password {
         Some(password_gate(terminal, ui)?)
     } else {
@@ -167,6 +171,7 @@ fn check_inner(
         subscriber_id,
         terminal_id,
         password,
+        pin,
     })
 }
 
@@ -177,7 +182,7 @@ pub fn register_subscriber_in_terminal(
     terminal: &mut dyn Terminal,
     ui: &mut dyn Ui,
 ) -> Result<String, GateRefusal> {
-    let r = pin_gate(sim, ui).and_then(|()| password_gate(terminal, ui));
+    let r = pin_gate(sim, ui).and_then(|_| password_gate(terminal, ui));
     if let Err(e) = r {
         ui.notify(&Notice::Refused(e.clone()));
         return Err(e);
@@ -194,7 +199,7 @@ pub fn register_terminal_on_sim(
     terminal: &mut dyn Terminal,
     ui: &mut dyn Ui,
 ) -> Result<String, GateRefusal> {
-    let r = pin_gate(sim, ui).and_then(|()| password_gate(terminal, ui));
+    let r = pin_gate(sim, ui).and_then(|_| password_gate(terminal, ui));
     if let Err(e) = r {
         ui.notify(&Notice::Refused(e.clone()));
         return Err(e);

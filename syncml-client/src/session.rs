@@ -99,6 +99,9 @@ pub struct SessionConfig {
     pub device: DeviceInfo,
     /// The time (Unix seconds) the session starts: our `Next` anchors derive from it.
     pub now: i64,
+    /// The subscriber's PIN, sent with the credentials as the PIN extension
+    /// ([`syncml_core::auth::pin`]) for servers at security level 2; `None` sends none.
+    pub pin: Option<Secret<String>>,
 }
 
 impl SessionConfig {
@@ -123,6 +126,7 @@ impl SessionConfig {
             nonce: None,
             device: DeviceInfo::default(),
             now: 0,
+            pin: None,
         }
     }
 }
@@ -540,6 +544,15 @@ impl ClientSession {
         });
         if self.auth.send_cred {
             h.cred = self.cred();
+            if let (Some(pin), Some(meta)) = (&self.cfg.pin, h.meta.as_mut()) {
+                if h.cred.is_some() {
+                    meta.emi.push(auth::pin::emi(
+                        &self.cfg.user,
+                        pin.expose(),
+                        &self.auth.nonce,
+                    ));
+                }
+            }
         }
         h
     }

@@ -38,6 +38,7 @@ pub mod basic;
 pub mod hmac;
 pub mod md5;
 pub mod nonce;
+pub mod pin;
 pub mod san;
 
 /// `Meta/Type` of basic authentication (`Cred`, `Chal`).

@@ -1104,11 +1104,7 @@ impl Engine {
             );
         }
         if level >= security_level::PIN {
-            let emi = hdr.meta.as_ref().and_then(|m| {
-                m.emi
-                    .iter()
-                    .find_map(|e| e.trim().strip_prefix(PIN_EMI_PREFIX))
-            });
+            let emi = hdr.meta.as_ref().and_then(|m| auth::pin::find(&m.emi));
             let Some(digest) = emi else {
                 return refuse(
                     tx,
@@ -1124,7 +1120,8 @@ impl Engine {
             let verifier = sub
                 .as_ref()
                 .and_then(|s| s.pin_verifier.as_ref())
-                .and_then(|v| v.expose().strip_prefix("md5:").map(str::to_string));
+                .map(|v| v.expose().to_string())
+                .filter(|v| v.starts_with("md5:"));
             let Some(verifier) = verifier else {
                 return refuse(
                     tx,
@@ -1135,7 +1132,7 @@ impl Engine {
                     false,
                 );
             };
-            if !auth::md5::verify(digest.trim().as_bytes(), &verifier, &nonce_bytes) {
+            if !auth::pin::verify(digest, &verifier, &nonce_bytes) {
                 return refuse(
                     tx,
                     rng,
@@ -2168,25 +2165,16 @@ enum AuthOutcome {
     },
 }
 
-/// The `EMI` prefix of the PIN extension (security level 2, FIG. 14): `SyncHdr/Meta/EMI`
-/// carries `x-simsync-pin-md5:` followed by `B64(MD5(B64(MD5(subscriber ":" PIN)) ":"
-/// nonce))`, the nonce being the one the server issued for the session's credentials.
-/// Standard SyncML clients do not send it and are refused with 407 at that level.
-pub const PIN_EMI_PREFIX: &str = "x-simsync-pin-md5:";
+pub use syncml_core::auth::pin::EMI_PREFIX as PIN_EMI_PREFIX;
 
-/// The stored form of a subscriber's PIN for [`PIN_EMI_PREFIX`]: `md5:` followed by
-/// `B64(MD5(subscriber ":" PIN))`. Like the auth-md5 verifier, it is PIN-equivalent for
-/// the extension (see `docs/auth.md`).
+/// The stored form of a subscriber's PIN ([`syncml_core::auth::pin::verifier`]).
 pub fn pin_verifier(subscriber: &str, pin: &str) -> String {
-    format!("md5:{}", auth::md5::user_digest(subscriber, pin))
+    auth::pin::verifier(subscriber, pin)
 }
 
-/// The `EMI` value a client sends for the PIN extension (see [`PIN_EMI_PREFIX`]).
+/// The `EMI` value a client sends for the PIN ([`syncml_core::auth::pin::emi`]).
 pub fn pin_emi(subscriber: &str, pin: &str, nonce: &[u8]) -> String {
-    format!(
-        "{PIN_EMI_PREFIX}{}",
-        auth::md5::credential(subscriber, pin, nonce)
-    )
+    auth::pin::emi(subscriber, pin, nonce)
 }
 
 /// Security levels of a subscriber (`subscriber security-level`, FIG. 13-14, para.
