@@ -24,7 +24,7 @@ use std::time::Instant;
 use syncml_core::model::{Command, SyncMl};
 use syncml_server::http::{self, HttpOptions};
 use syncml_server::service::SyncService;
-use syncml_server::session::{Engine, EngineConfig};
+use syncml_server::session::{ConflictPolicy, Engine, EngineConfig};
 use syncml_server::store::{
     DatastoreKey, NewItem, NewSubscriber, NewTerminal, RegisteredBy, Secret, SqliteStore, StoreExt,
     SyncKey, Timestamp,
@@ -139,6 +139,17 @@ impl OurServer {
         terminals: &[(&str, &str)],
         allow_basic: bool,
     ) -> OurServer {
+        OurServer::start_configured(scratch, terminals, allow_basic, ConflictPolicy::default())
+    }
+
+    /// [`start_terminals`](Self::start_terminals) with a conflict policy for every
+    /// datastore.
+    fn start_configured(
+        scratch: &Scratch,
+        terminals: &[(&str, &str)],
+        allow_basic: bool,
+        policy: ConflictPolicy,
+    ) -> OurServer {
         init_tracing();
         let dir = scratch.path().join("server");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -181,6 +192,7 @@ impl OurServer {
             .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
         let mut cfg = EngineConfig::default();
         cfg.allow_basic_without_tls = allow_basic;
+        cfg.conflict_policy = policy;
         let svc = Arc::new(SyncService::new(store.clone(), Engine::new(cfg)));
         let running = rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -1141,4 +1153,69 @@ fn fig16_three_syncevolution_handsets_one_sim() {
         4,
         "nothing written by the refused run"
     );
+}
+
+/// The non-default conflict policies with two SyncEvolution clients: the same contact
+/// edited on both, A syncs first, then B. Client-wins keeps B's edit (208) and A
+/// receives it; duplicate keeps both versions (209) and both clients end up with both.
+#[test]
+fn client_wins_and_duplicate_conflict_policies_with_two_syncevolution_clients() {
+    for (policy, code, want) in [
+        (ConflictPolicy::ClientWins, 208, &[ALICE, CAROL_BY_B][..]),
+        (
+            ConflictPolicy::Duplicate,
+            209,
+            &[ALICE, CAROL_BY_A, CAROL_BY_B][..],
+        ),
+    ] {
+        let scratch = Scratch::new("policies");
+        let server = OurServer::start_configured(
+            &scratch,
+            &[("se-pol-a", PASSWORD), ("se-pol-b", PASSWORD)],
+            false,
+            policy,
+        );
+        let a = make_client(&scratch, "a", client_config(&server, "se-pol-a"));
+        let b = make_client(&scratch, "b", client_config(&server, "se-pol-b"));
+        write(&a, "alice.vcf", ALICE);
+        write(&a, "carol.vcf", CAROL);
+        sync_ok(&a, Mode::Slow, 1, &[]);
+        sync_ok(&b, Mode::Slow, 1, &[]);
+        assert_contacts(
+            &format!("{policy:?}: B's first sync"),
+            &b,
+            &server,
+            &[ALICE, CAROL],
+        );
+        write(&a, "carol.vcf", CAROL_BY_A);
+        write(&b, &client_file_of(&b, CAROL), CAROL_BY_B);
+        sync_ok(&a, Mode::TwoWay, 1, &[]);
+        let report = sync_ok(&b, Mode::TwoWay, 1, &[code]);
+        let reported = decode_all(&report)
+            .iter()
+            .filter(|(d, _)| *d == Direction::Incoming)
+            .flat_map(|(_, m)| statuses(m))
+            .any(|(cmd, c)| cmd == "Replace" && c == code);
+        assert!(
+            reported,
+            "{policy:?}: no {code} for B's Replace: {}",
+            report.summary()
+        );
+        assert_contacts(
+            &format!("{policy:?}: B after the conflict"),
+            &b,
+            &server,
+            want,
+        );
+        sync_ok(&a, Mode::TwoWay, 1, &[]);
+        assert_contacts(
+            &format!("{policy:?}: A after the conflict"),
+            &a,
+            &server,
+            want,
+        );
+        // Nothing moves any more.
+        let report = sync_ok(&b, Mode::TwoWay, 1, &[]);
+        assert_eq!(server_changes(&report), (0, 0, 0), "{policy:?}: settled");
+    }
 }
