@@ -16,6 +16,8 @@
 //!   in-memory [`FnTransport`] and a request-counting wrapper.
 //! - [`Engine`]: gates, then a session over a transport.
 //! - [`mem`]: in-memory SIM, terminal, UI and data store for tests and simulators.
+//! - [`fs`]: a file-backed handset (data stores, SIM, terminal in directories), the
+//!   library behind the `syncml-handset` command.
 //!
 //! ```
 //! use syncml_client::mem::{MemorySim, MemoryTerminal, ScriptedUi};
@@ -37,6 +39,7 @@
 
 mod engine;
 mod error;
+pub mod fs;
 pub mod gate;
 pub mod handset;
 pub mod mem;
