@@ -869,6 +869,13 @@ impl ClientSession {
                 }
                 let mut body = extra;
                 body.extend(self.package5());
+                if body.is_empty() && statuses.len() == 1 {
+                    // The server's final message held only statuses and we have no maps:
+                    // nothing needs an answer, and a Synthesis-based server has already
+                    // closed the session (CLI-17: no status-only message).
+                    self.complete(stores)?;
+                    return Ok(Step::Done(self.report()));
+                }
                 self.send_package(statuses, body, AfterSend::MapStatus)
             }
             Phase::AwaitMapStatus => {
