@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use syncml_client::fs::{DataClass, FsHandset, FsSim, HandsetConfig, SyncOutcome};
-use syncml_client::{DataStore, HttpTransport, Sim, SyncMode, Terminal, Transport, TransportError};
+use syncml_client::{DataStore, Sim, SyncMode, Terminal, Transport, TransportError};
 use syncml_core::Encoding;
 
 const USAGE: &str = "\
@@ -28,7 +28,7 @@ PIN and terminal password: --pin / --password, else $SYNCML_PIN / $SYNCML_PASSWO
 commands:
   init --terminal-id ID --password PW --server URL [--policy P] [--classes C,..]
        [--contacts-uri URI] [--calendar-uri URI] [--wbxml] [--auth md5|basic|none]
-       [--max-msg-size BYTES]
+       [--max-msg-size BYTES] [--ca-cert PEM]
                          create a handset (policy: all, fig9, fig10b, fig11b, fig12,
                          fig13 or gates joined by '+': pin+password+subscriber+listed)
   new-sim SIMDIR --subscriber ID --pin PIN
@@ -38,7 +38,8 @@ commands:
   register [--flow 10a|11a|both]
                          FIG. 10-A: the SIM's subscriber ID into the terminal;
                          FIG. 11-A: the terminal ID onto the SIM (PIN + password)
-  sync [--mode MODE] [--classes C,..] [--wbxml|--xml] [--server URL] [--progress]
+  sync [--mode MODE] [--classes C,..] [--wbxml|--xml] [--server URL] [--ca-cert PEM]
+       [--progress]
                          MODE: two-way (default), slow, one-way-from-client,
                          refresh-from-client, one-way-from-server, refresh-from-server
   erase --classes C,..   upload pending changes, then erase those classes locally
@@ -271,6 +272,9 @@ fn overrides(a: &mut Args, h: &mut FsHandset) {
     if let Some(url) = a.take("server") {
         h.config_mut().server_url = url;
     }
+    if let Some(p) = a.take("ca-cert") {
+        h.config_mut().ca_cert = Some(PathBuf::from(p));
+    }
 }
 
 fn run(raw: Vec<String>) -> Result<Result<(), String>, Usage> {
@@ -311,6 +315,9 @@ fn run(raw: Vec<String>) -> Result<Result<(), String>, Usage> {
                     "none" => syncml_client::AuthScheme::None,
                     _ => return Err(Usage(format!("unknown auth {s:?}"))),
                 };
+            }
+            if let Some(p) = a.take("ca-cert") {
+                c.ca_cert = Some(PathBuf::from(p));
             }
             if let Some(n) = a.take("max-msg-size") {
                 c.max_msg_size = n
@@ -407,7 +414,8 @@ fn run(raw: Vec<String>) -> Result<Result<(), String>, Usage> {
             a.finish()?;
             Ok((|| {
                 let rt = runtime()?;
-                let transport = Progress::new(HttpTransport::new(), show);
+                let http = h.http_transport().map_err(|e| e.to_string())?;
+                let transport = Progress::new(http, show);
                 let r = rt.block_on(async {
                     if cmd == "erase" {
                         h.erase(&transport, &classes, pin.as_deref(), pw.as_deref())

@@ -78,6 +78,9 @@ pub struct HandsetConfig {
     pub contacts_uri: String,
     /// The server's URI of the calendar store.
     pub calendar_uri: String,
+    /// A PEM file of certificates to trust for an `https://` server (a CA or the
+    /// server's self-signed certificate).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl HandsetConfig {
@@ -92,6 +95,7 @@ impl HandsetConfig {
             classes: DataClass::ALL.to_vec(),
             contacts_uri: "contacts".into(),
             calendar_uri: "calendar".into(),
+            ca_cert: None,
         }
     }
 
@@ -160,7 +164,11 @@ impl HandsetConfig {
 
     fn to_text(&self) -> String {
         let classes: Vec<&str> = self.classes.iter().map(|c| c.name()).collect();
-        format!(
+        let ca = match &self.ca_cert {
+            Some(p) => format!("ca_cert = {}\n", p.display()),
+            None => String::new(),
+        };
+        ca + &format!(
             "server = {}\npolicy = {}\nencoding = {}\nauth = {}\nmax_msg_size = {}\n\
              classes = {}\ncontacts_uri = {}\ncalendar_uri = {}\n",
             self.server_url,
@@ -222,6 +230,7 @@ impl HandsetConfig {
                 }
                 "contacts_uri" => c.contacts_uri = v.to_string(),
                 "calendar_uri" => c.calendar_uri = v.to_string(),
+                "ca_cert" => c.ca_cert = Some(PathBuf::from(v)),
                 _ => return Err(bad("unknown key")),
             }
         }
@@ -338,6 +347,19 @@ impl FsHandset {
     /// Changes the settings (call [`save_config`](Self::save_config) to keep them).
     pub fn config_mut(&mut self) -> &mut HandsetConfig {
         &mut self.config
+    }
+
+    /// The HTTP transport for the configured server: plain, or trusting
+    /// [`HandsetConfig::ca_cert`] for `https://`.
+    #[cfg(feature = "http")]
+    pub fn http_transport(&self) -> Result<crate::HttpTransport, HandsetError> {
+        let t = crate::HttpTransport::new();
+        let Some(path) = &self.config.ca_cert else {
+            return Ok(t);
+        };
+        let pem = std::fs::read(path).map_err(|e| FsError::io(path, e))?;
+        t.with_root_certificates_pem(&pem)
+            .map_err(|e| HandsetError::Client(e.into()))
     }
 
     /// Writes `handset.conf`.
@@ -547,6 +569,7 @@ mod tests {
         c.encoding = Encoding::Wbxml;
         c.classes = vec![DataClass::Calendar];
         c.contacts_uri = "addressbook".into();
+        c.ca_cert = Some(PathBuf::from("/etc/ssl/server.pem"));
         let h = FsHandset::init(d.path(), "IMEI:1", "pw", c.clone()).unwrap();
         assert_eq!(h.config(), &c);
         let h = FsHandset::open(d.path()).unwrap();
