@@ -387,8 +387,29 @@ fn three_hundred_contacts_go_each_way_in_messages_under_max_msg_size() {
     let mut hb = FsHandset::open(&b.dir).expect("open b");
     hb.config_mut().max_msg_size = MSG;
     hb.save_config().expect("save");
-    let out = b.sync("slow", &["--classes", "contacts", "--progress"]);
+    let o = run(
+        &b.dir,
+        &[
+            "sync",
+            "--mode",
+            "slow",
+            "--classes",
+            "contacts",
+            "--progress",
+            "--pin",
+            PIN,
+            "--password",
+            &b.password,
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(out.contains("received 300 (+300 ~0 -0)"), "{out}");
+    let progress = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        progress.matches("\rsyncing: message ").count() > 10,
+        "one progress update per message on stderr: {progress:?}"
+    );
     let msgs: u32 = out
         .lines()
         .find_map(|l| l.strip_prefix("messages sent: "))
