@@ -1,7 +1,7 @@
 //! [`FsStore`]: one data class kept as a directory of files, one item per file (file name
 //! = LUID, content = the vCard / iCalendar text), like SyncEvolution's `file` backend.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,9 @@ pub struct FsStore {
     synced: BTreeMap<String, u64>,
     journal: Option<File>,
     next_name: u64,
+    /// Items the server wrote or deleted since the sync state was last saved: its version
+    /// supersedes what we sent, so acknowledging our older version must not mark it.
+    superseded: HashSet<String>,
 }
 
 /// A file name that can be a LUID: not empty, no path separator, not hidden or a backup.
@@ -80,6 +83,7 @@ impl FsStore {
             synced: BTreeMap::new(),
             journal: None,
             next_name: 1,
+            superseded: HashSet::new(),
         };
         store.load_index()?;
         store.compact()?;
@@ -368,11 +372,31 @@ impl DataStore for FsStore {
     }
 
     fn apply(&mut self, change: ServerChange) -> Result<Applied, StoreError> {
-        self.apply_inner(change).map_err(|e| self.err(e))
+        let luid = match &change {
+            ServerChange::Add { .. } => None,
+            ServerChange::Replace { luid, .. } | ServerChange::Delete { luid } => {
+                Some(luid.clone())
+            }
+        };
+        let applied = self.apply_inner(change).map_err(|e| self.err(e))?;
+        match (&applied, luid) {
+            (Applied::Added { luid } | Applied::ReplacedAsNew { luid }, _) => {
+                self.superseded.insert(luid.clone());
+            }
+            (_, Some(luid)) => {
+                self.superseded.insert(luid);
+            }
+            _ => {}
+        }
+        Ok(applied)
     }
 
     fn acknowledge(&mut self, changes: &[ChangeId]) -> Result<(), StoreError> {
         for id in changes {
+            if self.superseded.contains(&id.luid) {
+                // The server's own version came down after ours went up.
+                continue;
+            }
             let r = if id.version == DELETE_VERSION {
                 self.forget(&id.luid)
             } else {
@@ -406,6 +430,7 @@ impl DataStore for FsStore {
     }
 
     fn set_sync_state(&mut self, state: &SyncState) -> Result<(), StoreError> {
+        self.superseded.clear();
         self.write_state(state).map_err(|e| self.err(e))
     }
 }
@@ -509,6 +534,33 @@ mod tests {
         );
         assert!(kinds(&mut s).is_empty());
         assert_eq!(s.item_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_server_version_applied_after_ours_went_up_is_not_undone_by_the_ack() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path());
+        std::fs::write(d.path().join("contacts/a.vcf"), "A").unwrap();
+        std::fs::write(d.path().join("contacts/b.vcf"), "B").unwrap();
+        let sent: Vec<ChangeId> = s.changes().unwrap().iter().map(Change::id).collect();
+        // A slow sync: the server merges and sends its version of a, deletes b.
+        s.apply(ServerChange::Replace {
+            luid: "a.vcf".into(),
+            data: b"A merged".to_vec(),
+            content_type: None,
+        })
+        .unwrap();
+        s.apply(ServerChange::Delete {
+            luid: "b.vcf".into(),
+        })
+        .unwrap();
+        s.acknowledge(&sent).unwrap();
+        s.set_sync_state(&SyncState::default()).unwrap();
+        assert!(kinds(&mut s).is_empty(), "nothing to echo back");
+        assert_eq!(
+            std::fs::read(d.path().join("contacts/a.vcf")).unwrap(),
+            b"A merged"
+        );
     }
 
     #[test]
