@@ -284,6 +284,9 @@ struct DsRun {
     sent: Counts,
     received: Counts,
     rejected: usize,
+    /// Items still to send in this package, read one message at a time (slow sync or
+    /// refresh from client of a store that lists its LUIDs).
+    stream: VecDeque<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -438,6 +441,7 @@ impl ClientSession {
                     sent: Counts::default(),
                     received: Counts::default(),
                     rejected: 0,
+                    stream: VecDeque::new(),
                 })
                 .collect(),
             reassembler: Reassembler::new(Some(cfg.max_obj_size)),
@@ -852,10 +856,13 @@ impl ClientSession {
                 self.send_package(statuses, all, AfterSend::ServerSync)
             }
             Phase::Sending { after } => {
+                if self.outbox.is_empty() {
+                    self.refill(stores)?;
+                }
                 let Some(part) = self.outbox.pop_front() else {
                     return Err(SessionError::Protocol("nothing left to send".into()));
                 };
-                let last = self.outbox.is_empty();
+                let last = self.outbox.is_empty() && !self.streaming();
                 if last {
                     self.phase = after_phase(after);
                 }
@@ -1278,7 +1285,23 @@ impl ClientSession {
                     }
                 }
             } else if mode.sends_all() {
-                ds.snapshot = store.changes()?.iter().map(|c| c.id()).collect();
+                ds.snapshot = store.change_ids()?;
+                if let Some(luids) = store.item_luids()? {
+                    let total = luids.len();
+                    ds.stream = luids.into();
+                    let budget = stream_budget(self.server_max_msg);
+                    let ds = &mut self.ds[i];
+                    let cmds = next_batch(ds, &mut **store, enc, budget)?;
+                    debug!(store = %ds.local_uri, ?mode, total, first = cmds.len(), "package 3, streamed");
+                    out.push(Command::Sync(Sync {
+                        target: Some(Target::new(ds.server_uri.clone())),
+                        source: Some(Source::new(ds.local_uri.clone())),
+                        number_of_changes: Some(total as u32),
+                        commands: cmds,
+                        ..Sync::default()
+                    }));
+                    continue;
+                }
                 for it in store.all_items()? {
                     ds.sent.replaced += 1;
                     cmds.push(Command::Replace(ItemCommand {
@@ -1354,7 +1377,7 @@ impl ClientSession {
                 .into();
         let first = parts.pop_front().unwrap_or_default();
         self.outbox = parts;
-        let last = self.outbox.is_empty();
+        let last = self.outbox.is_empty() && !self.streaming();
         self.phase = if last {
             after_phase(after)
         } else {
@@ -1365,6 +1388,54 @@ impl ClientSession {
             Phase::Sending { after }
         };
         Ok(Step::Send(self.emit(statuses, first, last)))
+    }
+
+    /// Items of a streamed package are still to be read and sent.
+    fn streaming(&self) -> bool {
+        self.ds
+            .iter()
+            .any(|d| d.failed.is_none() && !d.stream.is_empty())
+    }
+
+    /// Lays out the next messages of a streamed package: one Sync with the next items of
+    /// the first store that has some left, split under the server's MaxMsgSize.
+    fn refill(&mut self, stores: &mut [&mut dyn DataStore]) -> Result<(), SessionError> {
+        let budget = stream_budget(self.server_max_msg);
+        let enc = self.cfg.encoding;
+        let Some(i) = self
+            .ds
+            .iter()
+            .position(|d| d.failed.is_none() && !d.stream.is_empty())
+        else {
+            return Ok(());
+        };
+        let Some(store) = stores.get_mut(i) else {
+            return Err(SessionError::Protocol("store list changed".into()));
+        };
+        let ds = &mut self.ds[i];
+        let cmds = next_batch(ds, &mut **store, enc, budget)?;
+        let sync = Command::Sync(Sync {
+            target: Some(Target::new(ds.server_uri.clone())),
+            source: Some(Source::new(ds.local_uri.clone())),
+            commands: cmds,
+            ..Sync::default()
+        });
+        let max = self.server_limit();
+        let limit = (max - max / 8) as usize;
+        let mut hdr = self.header();
+        self.msg_id -= 1;
+        hdr.msg_id = (self.msg_id + 1).to_string();
+        let template = SyncMl {
+            header: hdr,
+            body: SyncBody {
+                commands: Vec::new(),
+                is_final: true,
+            },
+        };
+        let parts = syncml_core::size::split_commands(&template, vec![sync], limit, enc)
+            .map_err(|e| SessionError::Encode(e.to_string()))?;
+        self.outbox.extend(parts);
+        Ok(())
     }
 
     /// The session completed: move anchors, acknowledge changes, keep unacknowledged maps.
@@ -1435,6 +1506,42 @@ impl ClientSession {
             messages_sent: self.messages_sent,
         }
     }
+}
+
+/// Item bytes read for one message of a streamed package: half the server's message
+/// size, leaving room for the markup (a batch that still overflows is split further).
+fn stream_budget(server_max_msg: Option<u64>) -> usize {
+    (server_max_msg.unwrap_or(DEFAULT_SERVER_MAX_MSG).max(1024) / 2) as usize
+}
+
+/// Reads the next items of `ds.stream` up to `budget` bytes (at least one) into Replace
+/// commands; items gone since they were listed are skipped.
+fn next_batch(
+    ds: &mut DsRun,
+    store: &mut dyn DataStore,
+    enc: Encoding,
+    budget: usize,
+) -> Result<Vec<Command>, SessionError> {
+    let mut cmds = Vec::new();
+    let mut bytes = 0;
+    while bytes < budget {
+        let Some(luid) = ds.stream.pop_front() else {
+            break;
+        };
+        let Some(it) = store.read_item(&luid)? else {
+            continue;
+        };
+        bytes += it.data.len() + it.luid.len();
+        ds.sent.replaced += 1;
+        cmds.push(Command::Replace(ItemCommand {
+            meta: Some(Meta::of_type(
+                it.content_type.unwrap_or_else(|| ds.content_type.clone()),
+            )),
+            items: vec![data_item(&it.luid, Some(it.data), enc)],
+            ..ItemCommand::default()
+        }));
+    }
+    Ok(cmds)
 }
 
 fn after_phase(a: AfterSend) -> Phase {

@@ -208,6 +208,12 @@ impl FsStore {
 
     /// The pending changes: the directory against the index.
     fn diff(&self) -> Result<Vec<Change>, FsError> {
+        self.diff_with(true)
+    }
+
+    /// [`diff`](Self::diff), keeping each file's content only when `keep_data` (else
+    /// one file at a time is in memory).
+    fn diff_with(&self, keep_data: bool) -> Result<Vec<Change>, FsError> {
         let files = self.scan()?;
         let mut out = Vec::new();
         for luid in &files {
@@ -222,7 +228,7 @@ impl FsStore {
             out.push(Change {
                 luid: luid.clone(),
                 kind,
-                data: Some(data),
+                data: keep_data.then_some(data),
                 content_type: None,
                 version: h,
                 sim_less: false,
@@ -369,6 +375,37 @@ impl DataStore for FsStore {
                 content_type: None,
             })
             .collect())
+    }
+
+    fn item_luids(&mut self) -> Result<Option<Vec<String>>, StoreError> {
+        self.scan().map(Some).map_err(|e| self.err(e))
+    }
+
+    fn read_item(&mut self, luid: &str) -> Result<Option<LocalItem>, StoreError> {
+        if !is_item_name(luid) {
+            return Ok(None);
+        }
+        let path = self.dir.join(luid);
+        match std::fs::read(&path) {
+            Ok(data) => Ok(Some(LocalItem {
+                luid: luid.to_string(),
+                data,
+                content_type: None,
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(FsError::io(&path, e))),
+        }
+    }
+
+    fn has_sim_less_changes(&mut self) -> Result<bool, StoreError> {
+        // Edits in the directory carry no record of whether a SIM was mounted.
+        Ok(false)
+    }
+
+    fn change_ids(&mut self) -> Result<Vec<ChangeId>, StoreError> {
+        self.diff_with(false)
+            .map(|v| v.iter().map(Change::id).collect())
+            .map_err(|e| self.err(e))
     }
 
     fn apply(&mut self, change: ServerChange) -> Result<Applied, StoreError> {
