@@ -506,7 +506,9 @@ fn main() -> ExitCode {
     match run(raw) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("syncml-handset: error: {e}");
+            // One line, whatever the error carries (an HTTP error body may hold newlines).
+            let e = e.replace(['\r', '\n'], " ");
+            eprintln!("syncml-handset: error: {}", e.trim());
             ExitCode::FAILURE
         }
         Err(Usage(e)) => {
