@@ -237,7 +237,7 @@ impl<T: Transport, C: Clock> Engine<T, C> {
             }
         };
         for s in stores.iter_mut() {
-            if s.changes()?.iter().any(|c| c.sim_less) {
+            if s.has_sim_less_changes()? {
                 ui.warn(&Warning::PossibleConflict {
                     store: s.local_uri().to_string(),
                 });

@@ -69,6 +69,9 @@ pub enum TransportError {
     /// The request took too long.
     #[error("timed out")]
     Timeout,
+    /// TLS could not be set up: no trusted roots, a bad certificate, a failed handshake.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// An error reported by a [`DataStore`](crate::DataStore) implementation.

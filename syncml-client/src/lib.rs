@@ -26,6 +26,8 @@
 //! - [`erase`]: collective erase: upload, confirm, then wipe locally (FIG. 20,
 //!   [`Engine::collective_erase`]).
 //! - [`mem`]: in-memory SIM, terminal, UI and data store for tests and simulators.
+//! - [`fs`]: a file-backed handset (data stores, SIM, terminal in directories), the
+//!   library behind the `syncml-handset` command.
 //!
 //! ```
 //! use syncml_client::mem::{MemorySim, MemoryTerminal, ScriptedUi};
@@ -50,6 +52,7 @@ mod engine;
 pub mod erase;
 mod error;
 pub mod executor;
+pub mod fs;
 pub mod gate;
 pub mod handset;
 pub mod mem;

@@ -314,6 +314,9 @@ struct DsRun {
     announced: Option<u32>,
     /// Changes left out by the upload budget.
     unsent: usize,
+    /// Items still to send in this package, read one message at a time (slow sync or
+    /// refresh from client of a store that lists its LUIDs).
+    stream: VecDeque<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -480,6 +483,7 @@ impl ClientSession {
                     rejected: 0,
                     announced: None,
                     unsent: 0,
+                    stream: VecDeque::new(),
                 })
                 .collect(),
             reassembler: Reassembler::new(Some(cfg.max_obj_size)),
@@ -957,10 +961,13 @@ impl ClientSession {
                     self.phase = after_phase(after);
                     return Ok(Step::Send(self.emit(statuses, extra, true)));
                 }
+                if self.outbox.is_empty() {
+                    self.refill(stores)?;
+                }
                 let Some(part) = self.outbox.pop_front() else {
                     return Err(SessionError::Protocol("nothing left to send".into()));
                 };
-                let last = self.outbox.is_empty();
+                let last = self.outbox.is_empty() && !self.streaming();
                 if last {
                     self.phase = after_phase(after);
                 }
@@ -992,6 +999,13 @@ impl ClientSession {
                 }
                 let mut body = extra;
                 body.extend(self.package5());
+                if body.is_empty() && statuses.len() == 1 {
+                    // The server's final message held only statuses and we have no maps:
+                    // nothing needs an answer, and a Synthesis-based server has already
+                    // closed the session (CLI-17: no status-only message).
+                    self.complete(stores)?;
+                    return Ok(Step::Done(self.report()));
+                }
                 self.send_package(statuses, body, AfterSend::MapStatus)
             }
             Phase::AwaitMapStatus => {
@@ -1422,7 +1436,23 @@ impl ClientSession {
                     }
                 }
             } else if mode.sends_all() {
-                ds.snapshot = store.changes()?.iter().map(|c| c.id()).collect();
+                ds.snapshot = store.change_ids()?;
+                if let Some(luids) = store.item_luids()? {
+                    let total = luids.len();
+                    ds.stream = luids.into();
+                    let budget = stream_budget(self.server_max_msg);
+                    let ds = &mut self.ds[i];
+                    let cmds = next_batch(ds, &mut **store, enc, budget)?;
+                    debug!(store = %ds.local_uri, ?mode, total, first = cmds.len(), "package 3, streamed");
+                    out.push(Command::Sync(Sync {
+                        target: Some(Target::new(ds.server_uri.clone())),
+                        source: Some(Source::new(ds.local_uri.clone())),
+                        number_of_changes: Some(total as u32),
+                        commands: cmds,
+                        ..Sync::default()
+                    }));
+                    continue;
+                }
                 for it in store.all_items()? {
                     ds.sent.replaced += 1;
                     cmds.push(Command::Replace(ItemCommand {
@@ -1498,7 +1528,7 @@ impl ClientSession {
                 .into();
         let first = parts.pop_front().unwrap_or_default();
         self.outbox = parts;
-        let last = self.outbox.is_empty();
+        let last = self.outbox.is_empty() && !self.streaming();
         self.phase = if last {
             after_phase(after)
         } else {
@@ -1509,6 +1539,54 @@ impl ClientSession {
             Phase::Sending { after }
         };
         Ok(Step::Send(self.emit(statuses, first, last)))
+    }
+
+    /// Items of a streamed package are still to be read and sent.
+    fn streaming(&self) -> bool {
+        self.ds
+            .iter()
+            .any(|d| d.failed.is_none() && !d.stream.is_empty())
+    }
+
+    /// Lays out the next messages of a streamed package: one Sync with the next items of
+    /// the first store that has some left, split under the server's MaxMsgSize.
+    fn refill(&mut self, stores: &mut [&mut dyn DataStore]) -> Result<(), SessionError> {
+        let budget = stream_budget(self.server_max_msg);
+        let enc = self.cfg.encoding;
+        let Some(i) = self
+            .ds
+            .iter()
+            .position(|d| d.failed.is_none() && !d.stream.is_empty())
+        else {
+            return Ok(());
+        };
+        let Some(store) = stores.get_mut(i) else {
+            return Err(SessionError::Protocol("store list changed".into()));
+        };
+        let ds = &mut self.ds[i];
+        let cmds = next_batch(ds, &mut **store, enc, budget)?;
+        let sync = Command::Sync(Sync {
+            target: Some(Target::new(ds.server_uri.clone())),
+            source: Some(Source::new(ds.local_uri.clone())),
+            commands: cmds,
+            ..Sync::default()
+        });
+        let max = self.server_limit();
+        let limit = (max - max / 8) as usize;
+        let mut hdr = self.header();
+        self.msg_id -= 1;
+        hdr.msg_id = (self.msg_id + 1).to_string();
+        let template = SyncMl {
+            header: hdr,
+            body: SyncBody {
+                commands: Vec::new(),
+                is_final: true,
+            },
+        };
+        let parts = syncml_core::size::split_commands(&template, vec![sync], limit, enc)
+            .map_err(|e| SessionError::Encode(e.to_string()))?;
+        self.outbox.extend(parts);
+        Ok(())
     }
 
     /// The session completed: move anchors, acknowledge changes, keep unacknowledged maps.
@@ -1662,6 +1740,42 @@ impl ClientSession {
             cut_short: self.cut,
         }
     }
+}
+
+/// Item bytes read for one message of a streamed package: half the server's message
+/// size, leaving room for the markup (a batch that still overflows is split further).
+fn stream_budget(server_max_msg: Option<u64>) -> usize {
+    (server_max_msg.unwrap_or(DEFAULT_SERVER_MAX_MSG).max(1024) / 2) as usize
+}
+
+/// Reads the next items of `ds.stream` up to `budget` bytes (at least one) into Replace
+/// commands; items gone since they were listed are skipped.
+fn next_batch(
+    ds: &mut DsRun,
+    store: &mut dyn DataStore,
+    enc: Encoding,
+    budget: usize,
+) -> Result<Vec<Command>, SessionError> {
+    let mut cmds = Vec::new();
+    let mut bytes = 0;
+    while bytes < budget {
+        let Some(luid) = ds.stream.pop_front() else {
+            break;
+        };
+        let Some(it) = store.read_item(&luid)? else {
+            continue;
+        };
+        bytes += it.data.len() + it.luid.len();
+        ds.sent.replaced += 1;
+        cmds.push(Command::Replace(ItemCommand {
+            meta: Some(Meta::of_type(
+                it.content_type.unwrap_or_else(|| ds.content_type.clone()),
+            )),
+            items: vec![data_item(&it.luid, Some(it.data), enc)],
+            ..ItemCommand::default()
+        }));
+    }
+    Ok(cmds)
 }
 
 fn after_phase(a: AfterSend) -> Phase {

@@ -155,6 +155,34 @@ pub trait DataStore: Send {
     /// Every item (slow sync, refresh from client).
     fn all_items(&mut self) -> Result<Vec<LocalItem>, StoreError>;
 
+    /// The LUIDs of every item, when the store can read them one at a time with
+    /// [`read_item`](DataStore::read_item): a slow sync or refresh from client then reads
+    /// items as each message is laid out, so memory follows the message size, not the
+    /// number of items. `None` (the default): the session uses
+    /// [`all_items`](DataStore::all_items).
+    fn item_luids(&mut self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(None)
+    }
+
+    /// The item `luid`, or `None` if it is gone. Only called for LUIDs that
+    /// [`item_luids`](DataStore::item_luids) listed.
+    fn read_item(&mut self, luid: &str) -> Result<Option<LocalItem>, StoreError> {
+        let _ = luid;
+        Ok(None)
+    }
+
+    /// The identities of the pending changes, without their content (what a slow sync
+    /// acknowledges). The default takes them from [`changes`](DataStore::changes).
+    fn change_ids(&mut self) -> Result<Vec<ChangeId>, StoreError> {
+        Ok(self.changes()?.iter().map(Change::id).collect())
+    }
+
+    /// Whether a pending change was made without the SIM (para. 0068), checked before
+    /// every sync. The default looks through [`changes`](DataStore::changes).
+    fn has_sim_less_changes(&mut self) -> Result<bool, StoreError> {
+        Ok(self.changes()?.iter().any(|c| c.sim_less))
+    }
+
     /// Applies a server change (not logged as a local change).
     fn apply(&mut self, change: ServerChange) -> Result<Applied, StoreError>;
 

@@ -115,21 +115,40 @@ mod http {
     use crate::error::TransportError;
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full, Limited};
-    use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+    use hyper::client::conn::http1::SendRequest;
+    use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
     use hyper_util::client::legacy::connect::HttpConnector;
     use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
     use std::future::Future;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    /// The default HTTP transport: hyper-util's client over tokio, plain `http://`
-    /// (TLS is a later addition). Keeps connections alive between the messages of a
-    /// session. Must be used inside a tokio runtime.
-    #[derive(Debug, Clone)]
+    /// A kept-alive HTTPS connection: `host:port` and its request sender.
+    type TlsConnection = (String, SendRequest<Full<Bytes>>);
+
+    /// The default HTTP transport: hyper over tokio, plain `http://` through hyper-util's
+    /// client, and `https://` through rustls (ring provider) once trusted roots are set
+    /// ([`with_root_certificates_pem`](Self::with_root_certificates_pem) or
+    /// [`with_tls_config`](Self::with_tls_config)). Keeps connections alive between the
+    /// messages of a session. Must be used inside a tokio runtime.
+    #[derive(Clone)]
     pub struct HttpTransport {
         client: Client<HttpConnector, Full<Bytes>>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        tls_conn: Arc<Mutex<Option<TlsConnection>>>,
         timeout: Duration,
         max_reply: usize,
+    }
+
+    impl std::fmt::Debug for HttpTransport {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("HttpTransport")
+                .field("tls", &self.tls.is_some())
+                .field("timeout", &self.timeout)
+                .field("max_reply", &self.max_reply)
+                .finish()
+        }
     }
 
     impl Default for HttpTransport {
@@ -139,10 +158,13 @@ mod http {
     }
 
     impl HttpTransport {
-        /// A transport with a 60 s timeout per request and 32 MiB replies at most.
+        /// A transport with a 60 s timeout per request and 32 MiB replies at most; no
+        /// trusted TLS roots (an `https://` URL fails with [`TransportError::Tls`]).
         pub fn new() -> HttpTransport {
             HttpTransport {
                 client: Client::builder(TokioExecutor::new()).build_http(),
+                tls: None,
+                tls_conn: Arc::new(Mutex::new(None)),
                 timeout: Duration::from_secs(60),
                 max_reply: 32 * 1024 * 1024,
             }
@@ -154,6 +176,148 @@ mod http {
             self
         }
 
+        /// Uses `config` for `https://` URLs.
+        pub fn with_tls_config(mut self, config: Arc<rustls::ClientConfig>) -> HttpTransport {
+            self.tls = Some(config);
+            self
+        }
+
+        /// Trusts the certificates in `pem` (one or more PEM `CERTIFICATE` blocks: a CA
+        /// or the server's own self-signed certificate) for `https://` URLs, with the
+        /// ring crypto provider and rustls' safe default protocol versions.
+        pub fn with_root_certificates_pem(
+            self,
+            pem: &[u8],
+        ) -> Result<HttpTransport, TransportError> {
+            use rustls::pki_types::pem::PemObject;
+            use rustls::pki_types::CertificateDer;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert =
+                    cert.map_err(|e| TransportError::Tls(format!("certificate PEM: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| TransportError::Tls(format!("certificate: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(TransportError::Tls("the PEM holds no certificate".into()));
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TransportError::Tls(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(self.with_tls_config(Arc::new(config)))
+        }
+
+        /// Opens a TLS connection to `host:port` and its HTTP/1 request sender.
+        async fn connect_tls(
+            &self,
+            config: Arc<rustls::ClientConfig>,
+            host: &str,
+            port: u16,
+        ) -> Result<SendRequest<Full<Bytes>>, TransportError> {
+            let key = format!("{host}:{port}");
+            let tcp = tokio::net::TcpStream::connect((host, port))
+                .await
+                .map_err(|e| TransportError::Io(format!("connecting to {key}: {e}")))?;
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|_| TransportError::BadUrl(key.clone()))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| TransportError::Tls(format!("handshake with {key}: {e}")))?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| TransportError::Io(e.to_string()))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "TLS connection closed");
+                }
+            });
+            Ok(sender)
+        }
+
+        /// Posts over a kept-alive or new TLS connection to the URI's authority. A kept
+        /// connection the server has closed meanwhile is replaced once.
+        async fn send_tls(
+            &self,
+            uri: &hyper::Uri,
+            headers: hyper::HeaderMap,
+            body: Bytes,
+        ) -> Result<hyper::Response<hyper::body::Incoming>, TransportError> {
+            let Some(config) = self.tls.clone() else {
+                return Err(TransportError::Tls(
+                    "https needs trusted root certificates (none configured)".into(),
+                ));
+            };
+            let host = uri
+                .host()
+                .ok_or_else(|| TransportError::BadUrl(uri.to_string()))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri.port_u16().unwrap_or(443);
+            let key = format!("{host}:{port}");
+            let authority = uri
+                .authority()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_else(|| key.clone());
+            let host_value = HeaderValue::from_str(&authority)
+                .map_err(|_| TransportError::BadUrl(uri.to_string()))?;
+            let path: hyper::Uri = uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .parse()
+                .map_err(|_| TransportError::BadUrl(uri.to_string()))?;
+            let make = || {
+                let mut req = hyper::Request::new(Full::new(body.clone()));
+                *req.method_mut() = hyper::Method::POST;
+                *req.uri_mut() = path.clone();
+                *req.headers_mut() = headers.clone();
+                req.headers_mut().insert(HOST, host_value.clone());
+                req
+            };
+            let cached = self
+                .tls_conn
+                .lock()
+                .ok()
+                .and_then(|mut c| c.take())
+                .filter(|(k, s)| *k == key && !s.is_closed())
+                .map(|(_, s)| s);
+            let reused = cached.is_some();
+            let mut sender = match cached {
+                Some(s) => s,
+                None => self.connect_tls(config.clone(), &host, port).await?,
+            };
+            let first = match sender.ready().await {
+                Ok(()) => sender.send_request(make()).await,
+                Err(e) => Err(e),
+            };
+            let resp = match first {
+                Ok(r) => r,
+                Err(e) if reused => {
+                    tracing::debug!(error = %e, "kept TLS connection failed; reconnecting");
+                    sender = self.connect_tls(config, &host, port).await?;
+                    sender
+                        .ready()
+                        .await
+                        .map_err(|e| TransportError::Io(e.to_string()))?;
+                    sender
+                        .send_request(make())
+                        .await
+                        .map_err(|e| TransportError::Io(e.to_string()))?
+                }
+                Err(e) => return Err(TransportError::Io(e.to_string())),
+            };
+            if let Ok(mut c) = self.tls_conn.lock() {
+                *c = Some((key, sender));
+            }
+            Ok(resp)
+        }
+
         async fn exchange(
             &self,
             url: &str,
@@ -163,21 +327,32 @@ mod http {
             let uri: hyper::Uri = url
                 .parse()
                 .map_err(|_| TransportError::BadUrl(url.to_string()))?;
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            let https = match uri.scheme_str() {
+                Some("http") => false,
+                Some("https") => true,
+                _ => return Err(TransportError::BadUrl(url.to_string())),
+            };
+            if uri.host().is_none() {
                 return Err(TransportError::BadUrl(url.to_string()));
             }
             let ct = HeaderValue::from_str(content_type)
                 .map_err(|_| TransportError::Io(format!("bad content type {content_type:?}")))?;
-            let mut req = hyper::Request::new(Full::new(Bytes::from(body)));
-            *req.method_mut() = hyper::Method::POST;
-            *req.uri_mut() = uri;
-            req.headers_mut().insert(CONTENT_TYPE, ct.clone());
-            req.headers_mut().insert(ACCEPT, ct);
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| TransportError::Io(e.to_string()))?;
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert(CONTENT_TYPE, ct.clone());
+            headers.insert(ACCEPT, ct);
+            let body = Bytes::from(body);
+            let resp = if https {
+                self.send_tls(&uri, headers, body).await?
+            } else {
+                let mut req = hyper::Request::new(Full::new(body));
+                *req.method_mut() = hyper::Method::POST;
+                *req.uri_mut() = uri;
+                *req.headers_mut() = headers;
+                self.client
+                    .request(req)
+                    .await
+                    .map_err(|e| TransportError::Io(e.to_string()))?
+            };
             let status = resp.status().as_u16();
             let reply_ct = resp
                 .headers()

@@ -46,6 +46,18 @@ pub fn start() -> Server {
 }
 
 pub fn start_with(cfg: ServerConfig) -> Server {
+    start_full(cfg, None)
+}
+
+/// Our server over HTTPS with this certificate and key (PEM); the URL is
+/// `https://127.0.0.1:PORT/sync`.
+pub fn start_tls(cert_pem: &str, key_pem: &str) -> Server {
+    let tls = http::tls_config(cert_pem.as_bytes(), key_pem.as_bytes()).expect("tls_config");
+    start_full(ServerConfig::default(), Some(Arc::new(tls)))
+}
+
+fn start_full(cfg: ServerConfig, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
+    let https = tls.is_some();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(SqliteStore::open_in_dir(dir.path()).expect("open"));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -58,9 +70,10 @@ pub fn start_with(cfg: ServerConfig) -> Server {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        http::serve(l, svc, HttpOptions::default(), None).expect("serve")
+        http::serve(l, svc, HttpOptions::default(), tls).expect("serve")
     });
-    let url = format!("http://{}/sync", running.local_addr);
+    let scheme = if https { "https" } else { "http" };
+    let url = format!("{scheme}://{}/sync", running.local_addr);
     Server {
         url,
         running: Some(running),
