@@ -10,12 +10,14 @@
 //! - [`session`]: the DS session engine, sans I/O (a message and a transaction in, a reply out).
 //! - [`http`]: the SyncML HTTP binding (hyper, rustls).
 //! - [`service`]: the glue between the two.
+//! - [`metrics`]: the node's operations metrics (Prometheus text at `/metrics`).
 //! - [`datastores`]: the datastores offered, their aliases and the server's DevInf.
 //! - [`password`]: Argon2id verifiers.
 #![deny(missing_docs)]
 
 pub mod datastores;
 pub mod http;
+pub mod metrics;
 pub mod password;
 pub mod service;
 pub mod session;
