@@ -203,11 +203,16 @@ pub fn provision_dir(dir: &Path, o: &Options) -> Result<(), String> {
 }
 
 /// Connects to (and migrates) the PostgreSQL database `url` and provisions it; refreshes
-/// the planner statistics afterwards (see `PgStore::analyze`).
-pub fn provision_db(url: &str, o: &Options) -> Result<(), String> {
-    let store = PgStore::connect(url).map_err(|e| format!("{url}: {e}"))?;
+/// the planner statistics afterwards (see `PgStore::analyze`). Returns the database's
+/// host, port and name (no credentials), for messages.
+pub fn provision_db(url: &str, o: &Options) -> Result<String, String> {
+    let store = PgStore::connect(url).map_err(|e| format!("PostgreSQL: {e}"))?;
+    let target = store.target().to_string();
     provision(&store, o)?;
-    store.analyze().map_err(|e| format!("{url}: ANALYZE: {e}"))
+    store
+        .analyze()
+        .map_err(|e| format!("{target}: ANALYZE: {e}"))?;
+    Ok(target)
 }
 
 /// `url` with its scheme and authority replaced by those of `node` (path and query kept):
@@ -1113,7 +1118,7 @@ fn main() -> std::process::ExitCode {
     };
     let provisioned = match (&cli.data, &cli.db) {
         (Some(dir), _) => Some(provision_dir(dir, &opts).map(|()| dir.display().to_string())),
-        (None, Some(url)) => Some(provision_db(url, &opts).map(|()| url.clone())),
+        (None, Some(url)) => Some(provision_db(url, &opts)),
         (None, None) => None,
     };
     match provisioned {
