@@ -186,6 +186,10 @@ fn metrics_count_auth_refusals_by_status() {
     );
     assert_eq!(delta(&m0, &m1, "syncml_sessions_started_total"), 0.0);
     assert_eq!(delta(&m0, &m1, "syncml_sessions_completed_total"), 0.0);
+    // The refusing SyncHdr statuses are failures by status too.
+    let failures = delta(&m0, &m1, "syncml_status_failures_total{status=\"401\"}")
+        + delta(&m0, &m1, "syncml_status_failures_total{status=\"407\"}");
+    assert_eq!(failures, refused);
 }
 
 #[test]
