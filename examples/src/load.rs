@@ -651,14 +651,6 @@ fn error_kind(e: &ClientError) -> String {
     }
 }
 
-/// Whether `msg` is a busy answer: a SyncHdr status 101 (In progress).
-fn is_busy(msg: &syncml_core::model::SyncMl) -> bool {
-    msg.body.commands.iter().any(|c| {
-        matches!(c, syncml_core::model::Command::Status(st)
-            if st.cmd == "SyncHdr" && st.data == syncml_core::StatusCode::IN_PROGRESS)
-    })
-}
-
 /// One session of `t` starting at `urls[first]` (with `hop`, message i goes to
 /// `urls[(first + i) % len]`): (messages, items) or the error.
 #[allow(clippy::too_many_arguments)]
@@ -694,22 +686,11 @@ async fn session(
                 out.url.clone()
             };
             let t0 = Instant::now();
-            let mut busy = 0u32;
-            let msg = loop {
-                let (_ct, reply) = transport
-                    .post(&url, out.content_type(), body.clone())
-                    .await?;
-                let msg =
-                    syncml_core::decode(&reply).map_err(|e| SessionError::Decode(e.to_string()))?;
-                // Busy signalling (status 101 for the SyncHdr, no Final): nothing was
-                // processed; send the same message again a little later.
-                if busy < 50 && is_busy(&msg) {
-                    busy += 1;
-                    tokio::time::sleep(Duration::from_millis(10 * u64::from(busy.min(10)))).await;
-                    continue;
-                }
-                break msg;
-            };
+            // A busy answer (101) comes back from `handle` as the same message to send
+            // again (the client session does that, up to its limit).
+            let (_ct, reply) = transport.post(&url, out.content_type(), body).await?;
+            let msg =
+                syncml_core::decode(&reply).map_err(|e| SessionError::Decode(e.to_string()))?;
             per_message.record(t0.elapsed());
             match s.handle(msg, &mut stores)? {
                 Step::Send(next) => out = next,

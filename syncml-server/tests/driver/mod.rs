@@ -120,14 +120,6 @@ pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
         .collect()
 }
 
-/// Whether `msg` is a busy answer (SyncHdr status 101).
-pub fn is_busy(msg: &syncml_core::model::SyncMl) -> bool {
-    msg.body.commands.iter().any(|c| {
-        matches!(c, syncml_core::model::Command::Status(s)
-            if s.cmd == "SyncHdr" && s.data == syncml_core::StatusCode::IN_PROGRESS)
-    })
-}
-
 /// One handset: a terminal ID, its subscriber and its local contacts.
 pub struct Handset {
     pub id: String,
@@ -185,21 +177,9 @@ impl Handset {
                 };
                 posted.push(url.clone());
                 let body = out.to_bytes()?;
-                let mut busy = 0;
-                let msg = loop {
-                    let (_ct, reply) = transport
-                        .post(&url, out.content_type(), body.clone())
-                        .await?;
-                    let msg = syncml_core::decode(&reply)
-                        .map_err(|e| SessionError::Decode(e.to_string()))?;
-                    // Busy (SyncHdr 101, nothing processed): the same message again.
-                    if busy < 50 && is_busy(&msg) {
-                        busy += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                    break msg;
-                };
+                let (_ct, reply) = transport.post(&url, out.content_type(), body).await?;
+                let msg =
+                    syncml_core::decode(&reply).map_err(|e| SessionError::Decode(e.to_string()))?;
                 match s.handle(msg, &mut stores)? {
                     Step::Send(next) => out = next,
                     Step::Done(r) => return Ok(r),
