@@ -14,6 +14,9 @@
 //! * Crash: `kill -9` of a node, again and again, during a bounded load run (the
 //!   `syncml-load` library, every session's messages spread over both nodes); afterwards
 //!   every terminal converges with nothing lost or duplicated, by content.
+//! * A message the server committed whose answer never reached the handset (a node killed
+//!   right after its commit, played by a proxy that drops answers): the handset's later
+//!   edits and deletes of the items it sent still arrive; nothing lost or duplicated.
 //!
 //! Without PostgreSQL server binaries every test fails and says what to install.
 
