@@ -1,7 +1,10 @@
 //! `syncml-load`: a load generator for the SyncML server.
 //!
 //! N simulated terminals spread over M subscribers run real OMA DS sessions (packages 1, 3,
-//! 5 over HTTP, md5 auth) against one or more server URLs, round robin. Loopback URLs only.
+//! 5 over HTTP, md5 auth) against one or more server URLs (several nodes on one database),
+//! round robin per session; with `--hop` every message of a session goes to the next URL in
+//! turn (the RespURI's path and query kept), which only works with stateless nodes.
+//! Loopback URLs only.
 //!
 //! ```text
 //! # 1. provision (server stopped, or any time with SQLite WAL): subscribers, terminals and,
@@ -14,6 +17,9 @@
 //! syncml-load --url http://127.0.0.1:8080/sync --subscribers 10 --terminals 100 \
 //!     --mode two-way --items 10 --concurrency 100 --duration 20 --server-pid $!
 //! ```
+//!
+//! On PostgreSQL, provision with `--db postgres://...` instead of `--data`, start the nodes
+//! with `syncml-server --db postgres://... serve --listen ...` and give one `--url` per node.
 //!
 //! Modes: `slow` (every session a slow sync, 201, of the terminal's K items), `two-way`
 //! (200 with K local changes per session: adds until the terminal owns 2K items, then
@@ -35,8 +41,8 @@ use syncml_client::{
     SyncMode, Transport, TransportError,
 };
 use syncml_server::store::{
-    DatastoreKey, NewItem, NewSubscriber, NewTerminal, RegisteredBy, Secret, SqliteStore, StoreExt,
-    Timestamp,
+    DatastoreKey, NewItem, NewSubscriber, NewTerminal, PgStore, RegisteredBy, Secret, SqliteStore,
+    Store, StoreExt, Timestamp,
 };
 
 /// What every session does.
@@ -55,6 +61,8 @@ pub enum Mode {
 pub struct Options {
     /// Server URLs, used round robin per session (loopback only).
     pub urls: Vec<String>,
+    /// Send every message of a session to the next URL in turn (stateless nodes).
+    pub hop: bool,
     /// M subscribers.
     pub subscribers: usize,
     /// N terminals (terminal i belongs to subscriber i % M).
@@ -88,6 +96,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             urls: vec!["http://127.0.0.1:8080/sync".into()],
+            hop: false,
             subscribers: 1,
             terminals: 1,
             mode: Mode::TwoWay,
@@ -132,7 +141,7 @@ pub fn seed_card(sub: &str, i: usize) -> String {
 /// Writes the subscribers, terminals (md5 verifier of `password`) and, in download mode,
 /// K seed items per subscriber into `store`, as `syncml-server subscriber add` and
 /// `terminal register` would. Idempotent.
-pub fn provision(store: &SqliteStore, o: &Options) -> Result<(), String> {
+pub fn provision(store: &dyn Store, o: &Options) -> Result<(), String> {
     let now = Timestamp::from_unix_secs(unix_now());
     for m in 0..o.subscribers {
         let sub = subscriber_id(o, m);
@@ -191,6 +200,32 @@ pub fn provision(store: &SqliteStore, o: &Options) -> Result<(), String> {
 pub fn provision_dir(dir: &Path, o: &Options) -> Result<(), String> {
     let store = SqliteStore::open_in_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     provision(&store, o)
+}
+
+/// Connects to (and migrates) the PostgreSQL database `url` and provisions it; refreshes
+/// the planner statistics afterwards (see `PgStore::analyze`). Returns the database's
+/// host, port and name (no credentials), for messages.
+pub fn provision_db(url: &str, o: &Options) -> Result<String, String> {
+    let store = PgStore::connect(url).map_err(|e| format!("PostgreSQL: {e}"))?;
+    let target = store.target().to_string();
+    provision(&store, o)?;
+    store
+        .analyze()
+        .map_err(|e| format!("{target}: ANALYZE: {e}"))?;
+    Ok(target)
+}
+
+/// `url` with its scheme and authority replaced by those of `node` (path and query kept):
+/// where a hopping session sends its next message.
+pub fn rehost(url: &str, node: &str) -> String {
+    let split = |u: &str| -> (String, String) {
+        let after = u.find("://").map_or(0, |i| i + 3);
+        match u[after..].find('/') {
+            Some(i) => (u[..after + i].to_string(), u[after + i..].to_string()),
+            None => (u.to_string(), "/".to_string()),
+        }
+    };
+    format!("{}{}", split(node).0, split(url).1)
 }
 
 /// Refuses anything but `http://` to a loopback address.
@@ -354,6 +389,8 @@ struct Term {
     seq: u64,
     cursor: usize,
     sessions: u64,
+    /// A session of this terminal went through (it has anchors: no more slow syncs).
+    synced: bool,
 }
 
 impl Term {
@@ -367,6 +404,7 @@ impl Term {
             seq: 0,
             cursor: 0,
             sessions: 0,
+            synced: false,
         }
     }
 
@@ -393,6 +431,14 @@ impl Term {
                     if self.own.len() < cap {
                         self.add();
                         continue;
+                    }
+                    // Until a session went through, every session is a slow sync, which
+                    // carries no deletes and tells an edit from a new item by content
+                    // only: an item the server took from a failed slow sync, edited
+                    // since, would come back as two. So no edits before the first
+                    // complete session (a handset's first sync is that, too).
+                    if !self.synced {
+                        break;
                     }
                     self.cursor = (self.cursor + 1) % self.own.len();
                     let luid = self.own.keys().nth(self.cursor).cloned().expect("own item");
@@ -451,6 +497,8 @@ pub struct Verify {
     pub terminals: usize,
     /// Terminals whose store differs from the expected items of their subscriber.
     pub mismatched: Vec<String>,
+    /// Why, per mismatched terminal (its check session's error, or the difference).
+    pub reasons: BTreeMap<String, String>,
     /// Per subscriber, the items every terminal and the server must hold (sorted).
     pub expected: BTreeMap<String, Vec<String>>,
 }
@@ -577,6 +625,9 @@ impl std::fmt::Display for Report {
                 v.terminals - v.mismatched.len(),
                 v.terminals
             )?;
+            for (t, why) in &v.reasons {
+                writeln!(f, "diverged       {t}: {why}")?;
+            }
         }
         Ok(())
     }
@@ -600,17 +651,26 @@ fn error_kind(e: &ClientError) -> String {
     }
 }
 
-/// One session of `t` against `url`: (messages, items) or the error.
+/// One session of `t` starting at `urls[first]` (with `hop`, message i goes to
+/// `urls[(first + i) % len]`): (messages, items) or the error.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     transport: &HttpTransport,
-    url: &str,
+    urls: &[String],
+    first: usize,
+    hop: bool,
     t: &mut Term,
     mode: SyncMode,
     password: &str,
     per_message: &mut Histogram,
 ) -> Result<(u32, u64, u64), ClientError> {
     t.sessions += 1;
-    let mut cfg = SessionConfig::new(url, t.id.clone(), t.subscriber.clone(), password);
+    let mut cfg = SessionConfig::new(
+        &urls[first % urls.len()],
+        t.id.clone(),
+        t.subscriber.clone(),
+        password,
+    );
     cfg.session_id = t.sessions.to_string();
     cfg.nonce = t.nonce.clone();
     cfg.now = unix_now();
@@ -618,13 +678,21 @@ async fn session(
     let mut stores = [&mut t.store as &mut dyn DataStore];
     let result = async {
         let mut out = s.start(&mut stores)?;
-        for _ in 0..1000 {
+        for i in 0..1000 {
             let body = out.to_bytes()?;
+            let url = if hop {
+                rehost(&out.url, &urls[(first + i) % urls.len()])
+            } else {
+                out.url.clone()
+            };
             let t0 = Instant::now();
-            let (_ct, reply) = transport.post(&out.url, out.content_type(), body).await?;
-            let msg = syncml_core::decode(&reply).map_err(|e| SessionError::Decode(e.to_string()));
+            // A busy answer (101) comes back from `handle` as the same message to send
+            // again (the client session does that, up to its limit).
+            let (_ct, reply) = transport.post(&url, out.content_type(), body).await?;
+            let msg =
+                syncml_core::decode(&reply).map_err(|e| SessionError::Decode(e.to_string()))?;
             per_message.record(t0.elapsed());
-            match s.handle(msg?, &mut stores)? {
+            match s.handle(msg, &mut stores)? {
                 Step::Send(next) => out = next,
                 Step::Done(r) => {
                     if let Some(st) = r.stores.iter().find(|st| st.failed.is_some()) {
@@ -633,6 +701,7 @@ async fn session(
                             syncml_core::StatusCode(code),
                         )));
                     }
+                    t.synced = true;
                     return Ok((r.messages_sent, r.sent() as u64, r.received() as u64));
                 }
             }
@@ -682,7 +751,9 @@ async fn worker(sh: Arc<Shared>) -> Stats {
         let t0 = Instant::now();
         let r = session(
             &sh.transport,
-            &sh.opts.urls[u],
+            &sh.opts.urls,
+            u,
+            sh.opts.hop,
             &mut t,
             mode,
             &sh.opts.password,
@@ -744,7 +815,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
         let terms: Vec<Term> = sh.pool.lock().expect("pool").drain(..).collect();
         let n = terms.len();
         let done = round(&sh, terms, concurrency).await;
-        let failed = n - done.iter().filter(|(_, ok)| *ok).count();
+        let failed = n - done.iter().filter(|(_, r)| r.is_ok()).count();
         sh.pool
             .lock()
             .expect("pool")
@@ -838,10 +909,14 @@ pub async fn run(o: Options) -> Result<Report, String> {
 
 /// One session per terminal in `terms`, `concurrency` at a time, without local edits:
 /// two-way (slow the first time), or refresh-from-server in download mode.
-async fn round(sh: &Arc<Shared>, terms: Vec<Term>, concurrency: usize) -> Vec<(Term, bool)> {
+async fn round(
+    sh: &Arc<Shared>,
+    terms: Vec<Term>,
+    concurrency: usize,
+) -> Vec<(Term, Result<(), String>)> {
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = Vec::with_capacity(terms.len());
-    for mut t in terms {
+    for (n, mut t) in terms.into_iter().enumerate() {
         let sh = sh.clone();
         let permit = sem.clone().acquire_owned().await.expect("semaphore");
         tasks.push(tokio::spawn(async move {
@@ -853,7 +928,9 @@ async fn round(sh: &Arc<Shared>, terms: Vec<Term>, concurrency: usize) -> Vec<(T
             };
             let r = session(
                 &sh.transport,
-                &sh.opts.urls[0],
+                &sh.opts.urls,
+                n,
+                sh.opts.hop,
                 &mut t,
                 mode,
                 &sh.opts.password,
@@ -861,7 +938,7 @@ async fn round(sh: &Arc<Shared>, terms: Vec<Term>, concurrency: usize) -> Vec<(T
             )
             .await;
             drop(permit);
-            (t, r.is_ok())
+            (t, r.map(drop).map_err(|e| error_kind(&e)))
         }));
     }
     let mut out = Vec::with_capacity(tasks.len());
@@ -873,10 +950,16 @@ async fn round(sh: &Arc<Shared>, terms: Vec<Term>, concurrency: usize) -> Vec<(T
     out
 }
 
-/// One quiet two-way sync per terminal, then every terminal must hold exactly the items
-/// its subscriber's terminals own (download mode: the seeds).
+/// Two quiet rounds, one two-way sync per terminal each: the first sends what failed
+/// sessions left pending, then every terminal must hold exactly the items its
+/// subscriber's terminals own (download mode: the seeds).
 async fn verify(sh: &Arc<Shared>, concurrency: usize) -> Verify {
     let terms: Vec<Term> = sh.pool.lock().expect("pool").drain(..).collect();
+    let terms: Vec<Term> = round(sh, terms, concurrency)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     let mode = sh.opts.mode;
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in &terms {
@@ -897,9 +980,27 @@ async fn verify(sh: &Arc<Shared>, concurrency: usize) -> Verify {
         terminals: results.len(),
         ..Verify::default()
     };
-    for (t, ok) in results {
+    for (t, r) in results {
         let want = expected.get(&t.subscriber).cloned().unwrap_or_default();
-        if !ok || t.store.contents() != want {
+        let have = t.store.contents();
+        let reason = match r {
+            Err(e) => Some(format!("check session failed: {e}")),
+            Ok(()) if have != want => {
+                let missing = want.iter().filter(|w| !have.contains(w)).count();
+                let extra = have.iter().filter(|h| !want.contains(h)).count();
+                let mut unique = have.clone();
+                unique.dedup();
+                Some(format!(
+                    "holds {} items, expected {}: {missing} missing, {extra} unexpected, {} duplicated",
+                    have.len(),
+                    want.len(),
+                    have.len() - unique.len()
+                ))
+            }
+            Ok(()) => None,
+        };
+        if let Some(reason) = reason {
+            out.reasons.insert(t.id.clone(), reason);
             out.mismatched.push(t.id.clone());
         }
     }
@@ -916,6 +1017,9 @@ struct Cli {
     /// Server URL (repeat for several nodes; used round robin). Loopback only.
     #[arg(long = "url", default_value = "http://127.0.0.1:8080/sync")]
     urls: Vec<String>,
+    /// Send every message of a session to the next --url in turn (stateless nodes).
+    #[arg(long)]
+    hop: bool,
     /// M subscribers.
     #[arg(long, default_value_t = 1)]
     subscribers: usize,
@@ -940,8 +1044,12 @@ struct Cli {
     /// Provision subscribers and terminals into this SQLite data directory first.
     #[arg(long)]
     data: Option<std::path::PathBuf>,
-    /// Only provision (needs --data), then exit.
-    #[arg(long, requires = "data")]
+    /// Provision subscribers and terminals into this PostgreSQL database first
+    /// (`postgres://user@host:port/db`, as given to `syncml-server --db`).
+    #[arg(long, conflicts_with = "data")]
+    db: Option<String>,
+    /// Only provision (needs --data or --db), then exit.
+    #[arg(long)]
     provision_only: bool,
     /// Watch this server process (CPU, RSS from /proc).
     #[arg(long)]
@@ -974,6 +1082,7 @@ fn main() -> std::process::ExitCode {
     };
     let opts = Options {
         urls: cli.urls,
+        hop: cli.hop,
         subscribers: cli.subscribers,
         terminals: cli.terminals,
         mode: cli.mode,
@@ -988,20 +1097,30 @@ fn main() -> std::process::ExitCode {
         verify: cli.verify,
         warmup: cli.warmup,
     };
-    if let Some(dir) = &cli.data {
-        if let Err(e) = provision_dir(dir, &opts) {
+    let provisioned = match (&cli.data, &cli.db) {
+        (Some(dir), _) => Some(provision_dir(dir, &opts).map(|()| dir.display().to_string())),
+        (None, Some(url)) => Some(provision_db(url, &opts)),
+        (None, None) => None,
+    };
+    match provisioned {
+        Some(Err(e)) => {
             eprintln!("syncml-load: {e}");
             return std::process::ExitCode::FAILURE;
         }
-        eprintln!(
-            "provisioned {} subscribers, {} terminals in {}",
-            opts.subscribers,
-            opts.terminals,
-            dir.display()
-        );
-        if cli.provision_only {
-            return std::process::ExitCode::SUCCESS;
+        Some(Ok(place)) => {
+            eprintln!(
+                "provisioned {} subscribers, {} terminals in {place}",
+                opts.subscribers, opts.terminals
+            );
+            if cli.provision_only {
+                return std::process::ExitCode::SUCCESS;
+            }
         }
+        None if cli.provision_only => {
+            eprintln!("syncml-load: --provision-only needs --data or --db");
+            return std::process::ExitCode::FAILURE;
+        }
+        None => {}
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -157,6 +157,18 @@ fn refuses_non_loopback_urls() {
 }
 
 #[test]
+fn hopping_sessions_keep_the_respuri_path_and_query() {
+    assert_eq!(
+        load::rehost("http://127.0.0.1:1/sync?s=tok", "http://127.0.0.1:2/sync"),
+        "http://127.0.0.1:2/sync?s=tok"
+    );
+    assert_eq!(
+        load::rehost("http://[::1]:1/sync?s=t", "http://127.0.0.1:2/x"),
+        "http://127.0.0.1:2/sync?s=t"
+    );
+}
+
+#[test]
 fn histogram_quantiles() {
     let mut h = load::Histogram::default();
     for us in 1..=1000u64 {

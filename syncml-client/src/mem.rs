@@ -1,6 +1,6 @@
 //! In-memory implementations of the handset traits: for tests, simulators and examples.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::StoreError;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,6 +21,9 @@ pub struct MemoryStore {
     content_type: (String, String),
     items: BTreeMap<String, Vec<u8>>,
     changes: BTreeMap<String, Change>,
+    /// LUIDs of pending Adds handed to a session ([`DataStore::changes`]): the server may
+    /// hold them even though no acknowledgement came back (its answer was lost).
+    offered: BTreeSet<String>,
     next_luid: u64,
     next_version: u64,
     state: SyncState,
@@ -38,6 +41,7 @@ impl MemoryStore {
             content_type: (content_type.to_string(), version.to_string()),
             items: BTreeMap::new(),
             changes: BTreeMap::new(),
+            offered: BTreeSet::new(),
             next_luid: 1,
             next_version: 1,
             state: SyncState::default(),
@@ -53,10 +57,12 @@ impl MemoryStore {
     fn log(&mut self, luid: &str, kind: ChangeKind, data: Option<Vec<u8>>) {
         let version = self.next_version;
         self.next_version += 1;
-        // Collapse: an Add later replaced is still an Add; an Add later deleted vanishes.
+        // Collapse: an Add later replaced is still an Add; an Add later deleted vanishes,
+        // unless a session took the Add: the server may have stored it (the answer got
+        // lost), so it must hear of the delete.
         let kind = match (self.changes.get(luid).map(|c| c.kind), kind) {
             (Some(ChangeKind::Add), ChangeKind::Replace) => ChangeKind::Add,
-            (Some(ChangeKind::Add), ChangeKind::Delete) => {
+            (Some(ChangeKind::Add), ChangeKind::Delete) if !self.offered.contains(luid) => {
                 self.changes.remove(luid);
                 return;
             }
@@ -157,6 +163,11 @@ impl DataStore for MemoryStore {
     }
 
     fn changes(&mut self) -> Result<Vec<Change>, StoreError> {
+        for c in self.changes.values() {
+            if c.kind == ChangeKind::Add {
+                self.offered.insert(c.luid.clone());
+            }
+        }
         Ok(self.changes.values().cloned().collect())
     }
 
@@ -195,6 +206,7 @@ impl DataStore for MemoryStore {
             ServerChange::Delete { luid } => {
                 if self.items.remove(&luid).is_some() {
                     self.changes.remove(&luid);
+                    self.offered.remove(&luid);
                     Applied::Deleted
                 } else {
                     Applied::NotFound
@@ -211,6 +223,7 @@ impl DataStore for MemoryStore {
                 .is_some_and(|c| c.version <= id.version)
             {
                 self.changes.remove(&id.luid);
+                self.offered.remove(&id.luid);
             }
         }
         Ok(())
@@ -219,6 +232,7 @@ impl DataStore for MemoryStore {
     fn erase_local(&mut self) -> Result<(), StoreError> {
         self.items.clear();
         self.changes.clear();
+        self.offered.clear();
         Ok(())
     }
 
@@ -513,5 +527,44 @@ mod tests {
         assert_eq!(sim.collate_pin("0"), PinResult::Wrong { tries_left: 1 });
         assert_eq!(sim.collate_pin("0"), PinResult::Blocked);
         assert_eq!(sim.collate_pin("1234"), PinResult::Blocked);
+    }
+
+    #[test]
+    fn an_add_never_handed_to_a_session_and_then_deleted_vanishes() {
+        let mut m = MemoryStore::contacts();
+        let l = m.add("a");
+        assert!(m.delete(&l));
+        assert_eq!(m.pending(), 0);
+    }
+
+    #[test]
+    fn an_add_handed_to_a_session_and_then_deleted_is_a_delete() {
+        let mut m = MemoryStore::contacts();
+        let l = m.add("a");
+        // A session took it; no acknowledgement came back (the answer was lost).
+        assert_eq!(m.changes().unwrap()[0].kind, ChangeKind::Add);
+        assert!(m.delete(&l));
+        let c = m.changes().unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].luid.as_str(), c[0].kind),
+            (l.as_str(), ChangeKind::Delete)
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_add_is_no_longer_offered() {
+        let mut m = MemoryStore::contacts();
+        let l = m.add("a");
+        let c = m.changes().unwrap();
+        m.acknowledge(&[ChangeId {
+            luid: l.clone(),
+            version: c[0].version,
+        }])
+        .unwrap();
+        let l2 = m.add("b");
+        assert!(m.delete(&l2), "a fresh Add, never offered");
+        assert_eq!(m.pending(), 0);
+        assert!(m.offered.is_empty());
     }
 }

@@ -361,7 +361,14 @@ pub struct ClientSession {
     changes_up: usize,
     download_start: Option<i64>,
     cut: Option<CutShort>,
+    /// The last message emitted, sent again when the server answers it "busy" (101).
+    last_sent: Option<Outgoing>,
+    /// Busy answers in a row.
+    busy: u32,
 }
+
+/// Busy answers (SyncHdr 101) in a row after which the session gives up.
+pub const MAX_BUSY_ANSWERS: u32 = 20;
 
 fn status_for(server_msg: &str, cmd: &Command, item: Option<&Item>, code: StatusCode) -> Status {
     let mut s = Status::new("", server_msg, cmd.cmd_id(), cmd.name(), code);
@@ -505,6 +512,8 @@ impl ClientSession {
             changes_up: 0,
             download_start: None,
             cut: None,
+            last_sent: None,
+            busy: 0,
         }
     }
 
@@ -711,14 +720,16 @@ impl ClientSession {
             self.record(msg, c);
         }
         self.messages_sent += 1;
-        Outgoing {
+        let out = Outgoing {
             url: self.url.clone(),
             encoding: self.cfg.encoding,
             message: SyncMl {
                 header,
                 body: SyncBody { commands, is_final },
             },
-        }
+        };
+        self.last_sent = Some(out.clone());
+        out
     }
 
     fn ds_index(&self, local: Option<&str>, server: Option<&str>) -> Option<usize> {
@@ -828,6 +839,24 @@ impl ClientSession {
                     }
                 }
             }
+            if s.data.0 == 101 {
+                // Busy signalling (SP11 §2.12.1): the server processed nothing of our
+                // message and wants it again, unchanged.
+                self.busy += 1;
+                if self.busy > MAX_BUSY_ANSWERS {
+                    warn!(answers = self.busy, "server stays busy; giving up");
+                    self.phase = Phase::Done;
+                    return Err(SessionError::ServerRefused(s.data));
+                }
+                if let Some(out) = &self.last_sent {
+                    debug!(
+                        answers = self.busy,
+                        "server busy; sending our message again"
+                    );
+                    return Ok(Step::Send(out.clone()));
+                }
+            }
+            self.busy = 0;
             match s.data.0 {
                 212 => self.auth.send_cred = false,
                 200 => {}

@@ -150,6 +150,10 @@ pub trait DataStore: Send {
     fn content_type(&self) -> (&str, &str);
 
     /// The pending local changes since the last successful sync, deletes included.
+    ///
+    /// A change handed out here may reach the server even when the session then fails
+    /// (the server's answer lost): an Add handed out and deleted afterwards must then be
+    /// reported as a Delete, not dropped as if it had never existed.
     fn changes(&mut self) -> Result<Vec<Change>, StoreError>;
 
     /// Every item (slow sync, refresh from client).

@@ -107,6 +107,16 @@ pub trait MessageHandler: Send + Sync + 'static {
             }
         }
     }
+
+    /// The Prometheus text exposition for `GET /metrics`; `None` (the default): 404.
+    fn metrics(&self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
+
+    /// Readiness for `GET /readyz`: `Err(reason)` answers 503. Default: ready.
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Limits and options of the HTTP binding.
@@ -172,6 +182,50 @@ fn too_large() -> Response<Full<Bytes>> {
     r
 }
 
+/// The operations endpoints: `/healthz` (liveness: the process answers), `/readyz`
+/// (readiness: [`MessageHandler::ready`], 503 when not), `/metrics` (Prometheus text,
+/// [`MessageHandler::metrics`]); `/health` and `/ready` are older aliases. `None` for
+/// any other path.
+async fn ops_endpoint<H: MessageHandler>(
+    handler: &H,
+    path: &str,
+    method: &Method,
+) -> Option<Response<Full<Bytes>>> {
+    if !matches!(
+        path,
+        "/health" | "/healthz" | "/ready" | "/readyz" | "/metrics"
+    ) {
+        return None;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        r.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Some(r);
+    }
+    Some(match path {
+        "/ready" | "/readyz" => match handler.ready().await {
+            Ok(()) => text(StatusCode::OK, "ready"),
+            Err(reason) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: {reason}"),
+            ),
+        },
+        "/metrics" => match handler.metrics().await {
+            Some(body) => {
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                r
+            }
+            None => text(StatusCode::NOT_FOUND, "no metrics"),
+        },
+        _ => text(StatusCode::OK, "ok"),
+    })
+}
+
 async fn serve_one<H: MessageHandler>(
     handler: Arc<H>,
     opts: Arc<HttpOptions>,
@@ -180,13 +234,7 @@ async fn serve_one<H: MessageHandler>(
 ) -> Response<Full<Bytes>> {
     let ConnInfo { remote, local, tls } = conn;
     let path = req.uri().path().to_string();
-    if path == "/health" || path == "/ready" {
-        if req.method() == Method::GET || req.method() == Method::HEAD {
-            return text(StatusCode::OK, "ok");
-        }
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET");
-        r.headers_mut()
-            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    if let Some(r) = ops_endpoint(handler.as_ref(), &path, req.method()).await {
         return r;
     }
     if path.starts_with(API_PREFIX) {

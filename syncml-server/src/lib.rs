@@ -10,6 +10,7 @@
 //! - [`session`]: the DS session engine, sans I/O (a message and a transaction in, a reply out).
 //! - [`http`]: the SyncML HTTP binding (hyper, rustls).
 //! - [`service`]: the glue between the two.
+//! - [`metrics`]: the node's operations metrics (Prometheus text at `/metrics`).
 //! - [`datastores`]: the datastores offered, their aliases and the server's DevInf.
 //! - [`password`]: Argon2id verifiers.
 //! - [`provision`]: subscriber and terminal provisioning shared by the CLI and the API.
@@ -18,6 +19,7 @@
 
 pub mod datastores;
 pub mod http;
+pub mod metrics;
 pub mod password;
 pub mod provision;
 pub mod registration;

@@ -2,20 +2,25 @@
 //! transaction on a blocking thread, encode the reply in the request's encoding.
 
 use crate::http::{ApiRequest, ApiResponse, MessageHandler, SyncRequest, SyncResponse};
+use crate::metrics::{Metrics, Observation};
 use crate::registration::{RegistrationApi, RegistrationConfig};
 use crate::session::{Engine, Incoming};
 use crate::store::{Store, StoreError, StoreExt, Timestamp};
 use hyper::StatusCode as HttpStatus;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use syncml_core::Encoding;
 use tracing::{info, warn};
+
+/// Longest wait for the store's answer to the readiness query.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A SyncML server: the engine over a store, served by [`crate::http::serve`].
 pub struct SyncService {
     store: Arc<dyn Store>,
     engine: Engine,
     registration: Option<RegistrationApi>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -55,6 +60,7 @@ impl SyncService {
             store,
             engine,
             registration: None,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
@@ -64,24 +70,49 @@ impl SyncService {
         self
     }
 
+    /// This node's metrics (what `GET /metrics` renders).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Handles one message synchronously and records it in the metrics.
+    fn handle_counted(&self, req: &SyncRequest) -> SyncResponse {
+        let (resp, observed) = self.handle_observed(req);
+        match (&resp, observed) {
+            (SyncResponse::Message { encoding, .. }, Some(o)) => self.metrics.record(*encoding, &o),
+            (SyncResponse::Error { status, .. }, _) => {
+                self.metrics.record_http_error(status.as_u16())
+            }
+            (SyncResponse::Message { .. }, None) => {}
+        }
+        resp
+    }
+
     /// Handles one message synchronously (what the HTTP handler runs on a blocking
     /// thread; tests may call it directly).
     pub fn handle_blocking(&self, req: &SyncRequest) -> SyncResponse {
+        self.handle_observed(req).0
+    }
+
+    /// [`SyncService::handle_blocking`], with what the exchange amounts to for the metrics.
+    fn handle_observed(&self, req: &SyncRequest) -> (SyncResponse, Option<Observation>) {
         let msg = match syncml_core::decode(&req.body) {
             Ok(m) => m,
             Err(e) => {
                 warn!(remote = %req.remote, error = %e, "undecodable message");
-                return SyncResponse::Error {
+                let resp = SyncResponse::Error {
                     status: HttpStatus::BAD_REQUEST,
                     reason: format!("not a SyncML message: {e}"),
                 };
+                return (resp, None);
             }
         };
         if syncml_core::detect(&req.body) != Some(req.encoding) {
-            return SyncResponse::Error {
+            let resp = SyncResponse::Error {
                 status: HttpStatus::BAD_REQUEST,
                 reason: "body encoding does not match Content-Type".into(),
             };
+            return (resp, None);
         }
         let remote = req.remote.to_string();
         let inc = Incoming {
@@ -120,26 +151,30 @@ impl SyncService {
                             out_bytes = body.len(),
                             "message handled"
                         );
-                        SyncResponse::Message {
+                        let observed = Observation::of(&msg, &reply);
+                        let resp = SyncResponse::Message {
                             encoding: req.encoding,
                             body,
-                        }
+                        };
+                        (resp, Some(observed))
                     }
                     Err(e) => {
                         warn!(error = %e, "reply could not be encoded");
-                        SyncResponse::Error {
+                        let resp = SyncResponse::Error {
                             status: HttpStatus::INTERNAL_SERVER_ERROR,
                             reason: "reply could not be encoded".into(),
-                        }
+                        };
+                        (resp, None)
                     }
                 }
             }
             Err(e) => {
                 warn!(error = %e, "message failed; nothing was committed");
-                SyncResponse::Error {
+                let resp = SyncResponse::Error {
                     status: HttpStatus::INTERNAL_SERVER_ERROR,
                     reason: "internal error; nothing was committed".into(),
-                }
+                };
+                (resp, None)
             }
         }
     }
@@ -147,21 +182,55 @@ impl SyncService {
 
 impl MessageHandler for SyncService {
     async fn handle(&self, req: SyncRequest) -> SyncResponse {
-        let store = self.store.clone();
-        let engine = self.engine.clone();
+        let started = Instant::now();
+        let _in_flight = self.metrics.in_flight();
         let svc = SyncService {
-            store,
-            engine,
+            store: self.store.clone(),
+            engine: self.engine.clone(),
             registration: None,
+            metrics: self.metrics.clone(),
         };
-        match tokio::task::spawn_blocking(move || svc.handle_blocking(&req)).await {
+        let resp = match tokio::task::spawn_blocking(move || svc.handle_counted(&req)).await {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "message task failed");
+                self.metrics.record_http_error(500);
                 SyncResponse::Error {
                     status: HttpStatus::INTERNAL_SERVER_ERROR,
                     reason: "internal error".into(),
                 }
+            }
+        };
+        self.metrics.observe_latency(started.elapsed());
+        resp
+    }
+
+    async fn metrics(&self) -> Option<String> {
+        let store = self.store.clone();
+        let active = tokio::task::spawn_blocking(move || {
+            let t = now();
+            store.read(|tx| tx.sessions_count_live(t)).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        Some(self.metrics.render(active))
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        let store = self.store.clone();
+        let t = now();
+        let check = tokio::task::spawn_blocking(move || store.read(|tx| tx.sessions_count_live(t)));
+        match tokio::time::timeout(READY_TIMEOUT, check).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(e))) => {
+                warn!(error = %e, "readiness: the store does not answer");
+                Err(format!("store unreachable: {e}"))
+            }
+            Ok(Err(e)) => Err(format!("readiness check failed: {e}")),
+            Err(_) => {
+                warn!(timeout = ?READY_TIMEOUT, "readiness: the store does not answer in time");
+                Err("store did not answer in time".into())
             }
         }
     }

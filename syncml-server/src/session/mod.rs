@@ -494,6 +494,18 @@ impl Engine {
         if !st.authenticated {
             match self.authenticate(tx, inc, &terminal_id, now, rng)? {
                 AuthOutcome::Accepted { subscriber, nonce } => {
+                    // One live session per terminal, whichever node takes its messages:
+                    // a new session supersedes the terminal's older ones (a handset that
+                    // starts again has given them up). Their next message finds no
+                    // session and is refused for want of credentials, so a late message
+                    // of an abandoned session never acts after a newer one.
+                    let suspended = suspend_key(&subscriber, &terminal_id);
+                    for key in tx.sessions_for_terminal(&subscriber, &terminal_id, now)? {
+                        if key != st.key && key != suspended {
+                            tx.session_delete(&key)?;
+                            info!(terminal = %terminal_id, "older session of the terminal superseded");
+                        }
+                    }
                     st.authenticated = true;
                     st.subscriber = Some(subscriber);
                     if let Some(Command::Status(s)) = reply.statuses.get_mut(hdr_status_idx) {

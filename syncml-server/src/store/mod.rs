@@ -406,6 +406,9 @@ pub trait Tx {
         terminal: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError>;
+    /// How many sessions (of every subscriber) have not expired at `now`: the sessions in
+    /// flight on every node sharing the store (suspended ones included).
+    fn sessions_count_live(&mut self, now: Timestamp) -> Result<u64, StoreError>;
 
     // ----- audit ----------------------------------------------------------------------------
 

@@ -672,6 +672,9 @@ pub fn session_survives_reopen(db: &dyn TestDb) {
                 tx.sessions_for_terminal(A, TA1, t(200))?,
                 vec!["tok-4f1c9e"]
             );
+            // The live-session gauge counts the unexpired ones only.
+            assert_eq!(tx.sessions_count_live(t(200))?, 1);
+            assert_eq!(tx.sessions_count_live(t(0))?, 2);
             assert_eq!(tx.sessions_purge_expired(t(200))?, 1);
             assert_eq!(tx.sessions_purge_expired(t(200))?, 0);
             assert_eq!(tx.session_load("unknown", t(200))?, None);

@@ -1535,6 +1535,15 @@ impl Tx for PgTx<'_> {
         .collect()
     }
 
+    fn sessions_count_live(&mut self, now: Timestamp) -> Result<u64, StoreError> {
+        let row = self.query_one(
+            "SELECT count(*) FROM session WHERE expires_at > $1",
+            &[&now.0],
+        )?;
+        let n: i64 = col(&row, 0)?;
+        Ok(n.max(0) as u64)
+    }
+
     // ----- audit ----------------------------------------------------------------------------
 
     fn audit_append(&mut self, e: &AuditEvent) -> Result<i64, StoreError> {

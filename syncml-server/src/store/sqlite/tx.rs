@@ -1235,6 +1235,15 @@ impl Tx for SqliteTx<'_> {
         rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
     }
 
+    fn sessions_count_live(&mut self, now: Timestamp) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM session WHERE expires_at > ?1")
+            .and_then(|mut st| st.query_row(params![now.0], |r| r.get(0)))
+            .map_err(map_err)?;
+        Ok(n.max(0) as u64)
+    }
+
     // ----- audit ----------------------------------------------------------------------------
 
     fn audit_append(&mut self, e: &AuditEvent) -> Result<i64, StoreError> {
