@@ -589,6 +589,35 @@ mod engine_tests {
     }
 
     #[test]
+    fn a_body_get_within_a_two_way_session_is_answered_next_to_package_4() {
+        let mut f = Fixture::new();
+        titles_first_sync(&mut f);
+        f.new_session();
+        let pkg2 = f.send(vec![alert(200, Some("a1"), "a2")], true);
+        assert_eq!(codes(&pkg2, "Alert"), [200]);
+        let pkg4 = f.send(
+            vec![client_sync(vec![]), body_get("addressbook?luid=L0")],
+            true,
+        );
+        assert_eq!(codes(&pkg4, "Get"), [200]);
+        let res = results(&pkg4);
+        assert_eq!(res.len(), 1);
+        let body = res[0].items[0]
+            .data
+            .as_ref()
+            .and_then(Data::as_bytes)
+            .unwrap();
+        assert!(body.starts_with(b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:P0\r\nNOTE:xxx"));
+        assert!(
+            pkg4.body
+                .commands
+                .iter()
+                .any(|c| matches!(c, Command::Sync(_))),
+            "package 4 goes on"
+        );
+    }
+
+    #[test]
     fn a_body_get_of_an_unknown_luid_or_datastore_is_404_without_results() {
         let mut f = Fixture::new();
         titles_first_sync(&mut f);
