@@ -12,8 +12,8 @@
 //!   `Filter/Field/Item/Data` = escaped `<Property><PropName>N</PropName></Property>...`
 //!   (FLT-02, FLT-09); no `Record`, no `FilterType`.
 //! - **Receiving.** The server's `Add`/`Replace` items of that session are then
-//!   summaries: vCard / vCalendar / iCalendar reduced to the asked properties plus
-//!   `BEGIN`/`END`/`VERSION`, notes to their first line; each carries, in its item
+//!   summaries: vCard / vCalendar / iCalendar / vNote reduced to the asked properties
+//!   plus `BEGIN`/`END`/`VERSION`, plain-text notes to their first line; each carries, in its item
 //!   `Meta`, the `EMI` `x-simsync-summary:<full size in bytes>` ([`SUMMARY_EMI_PREFIX`]).
 //!   Such an item is handed to [`DataStore::apply_summary`](crate::DataStore::apply_summary);
 //!   an item without the mark is a full item ([`DataStore::apply`](crate::DataStore::apply)).
@@ -63,13 +63,15 @@ impl TitlesFirst {
     }
 
     /// The usual summary of a content type: `N`, `FN`, `TEL` for contacts; `SUMMARY`,
-    /// `DTSTART`, `DTEND`, `UID` for calendars (vCalendar and iCalendar); none (the first
-    /// line) for notes and anything else.
+    /// `DTSTART`, `DTEND`, `UID` for calendars (vCalendar and iCalendar); `SUMMARY` for
+    /// vNotes; none for plain-text notes (their summary is the first line) and anything
+    /// else.
     pub fn for_content_type(content_type: &str) -> TitlesFirst {
         let ct = content_type.trim().to_ascii_lowercase();
         let props: &[&str] = match ct.as_str() {
             "text/x-vcard" | "text/vcard" => &["N", "FN", "TEL"],
             "text/x-vcalendar" | "text/calendar" => &["SUMMARY", "DTSTART", "DTEND", "UID"],
+            "text/x-vnote" => &["SUMMARY"],
             _ => &[],
         };
         TitlesFirst::with_properties(props.iter().copied())
@@ -213,6 +215,10 @@ mod tests {
         assert_eq!(
             TitlesFirst::for_content_type("text/calendar").properties,
             ["SUMMARY", "DTSTART", "DTEND", "UID"]
+        );
+        assert_eq!(
+            TitlesFirst::for_content_type("text/x-vnote").properties,
+            ["SUMMARY"]
         );
         assert!(TitlesFirst::for_content_type("text/plain")
             .properties

@@ -27,8 +27,8 @@
 //! as before, ignored).
 //!
 //! **What the server sends.** In that session, every `Add` and `Replace` of package 4 for
-//! that datastore carries the item reduced to the named properties: for vCard, vCalendar
-//! and iCalendar the `BEGIN`, `END` and `VERSION` lines are always kept, so the nesting
+//! that datastore carries the item reduced to the named properties: for vCard, vCalendar,
+//! iCalendar and vNote the `BEGIN`, `END` and `VERSION` lines are always kept, so the nesting
 //! of components (`VCALENDAR` / `VEVENT` / `VALARM`) stays intact, and every other
 //! property (with its folded continuation lines) is kept only when its name, without a
 //! group prefix (`item1.TEL` is `TEL`), is among those asked, case-insensitively; for
@@ -124,7 +124,7 @@ pub fn reduce(data: &[u8], content_type: &str, props: &[String]) -> Option<Vec<u
     let text = std::str::from_utf8(data).ok()?;
     let ct = content_type.trim().to_ascii_lowercase();
     let out = match ct.as_str() {
-        "text/x-vcard" | "text/vcard" | "text/x-vcalendar" | "text/calendar" => {
+        "text/x-vcard" | "text/vcard" | "text/x-vcalendar" | "text/calendar" | "text/x-vnote" => {
             reduce_directory(text, props)
         }
         "text/plain" => text.split_inclusive('\n').next().unwrap_or("").to_string(),
@@ -342,6 +342,16 @@ mod tests {
         assert_eq!(
             String::from_utf8(s).unwrap(),
             "BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:1\nSUMMARY:Lunch\nDTSTART:20261127T120000Z\nDTEND:20261127T130000Z\nBEGIN:VALARM\nEND:VALARM\nEND:VEVENT\nEND:VCALENDAR\n"
+        );
+    }
+
+    #[test]
+    fn a_vnote_summary_keeps_the_asked_properties() {
+        let note = "BEGIN:VNOTE\r\nVERSION:1.1\r\nSUMMARY:Shopping\r\nBODY:milk, eggs, and much more\r\nEND:VNOTE\r\n";
+        let s = reduce(note.as_bytes(), "text/x-vnote", &props(&["SUMMARY"])).unwrap();
+        assert_eq!(
+            String::from_utf8(s).unwrap(),
+            "BEGIN:VNOTE\r\nVERSION:1.1\r\nSUMMARY:Shopping\r\nEND:VNOTE\r\n"
         );
     }
 
