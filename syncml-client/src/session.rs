@@ -18,6 +18,10 @@
 //! own package is split under the server's `MaxMsgSize` and sent message by message.
 //! On `401`/`407` with a challenge, package 1 is sent once more with credentials built
 //! from the new nonce (as SyncEvolution does); a second refusal ends the session.
+//!
+//! Titles first ([`crate::summary`]): a store in [`SessionConfig::titles_first`] asks for
+//! summaries with a field filter in its Alert; [`ClientSession::body_fetch`] is a session
+//! whose package 1 is a single `Get` of one item's body.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 

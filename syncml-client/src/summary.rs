@@ -1,4 +1,4 @@
-//! Titles first (specification para. [0094]): a data store downloads only the summary
+//! Titles first (specification para. 0094): a data store downloads only the summary
 //! of each item and fetches an item's body when it is accessed.
 //!
 //! Wire format (the server side is `syncml_server::session::summary`):

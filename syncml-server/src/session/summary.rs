@@ -1,4 +1,4 @@
-//! Titles first (specification para. [0094]): a datastore downloads only the summary of
+//! Titles first (specification para. 0094): a datastore downloads only the summary of
 //! each item (its "title or index") and fetches the body of an item when it is accessed.
 //!
 //! Both halves are plain OMA DS 1.2 commands; the server remembers nothing beyond the
