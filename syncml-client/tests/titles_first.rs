@@ -482,3 +482,21 @@ fn an_icalendar_summary_keeps_its_nested_components_over_wbxml() {
         .expect("luid");
     assert_eq!(cal.full_size(&luid), Some(event.len() as u64));
 }
+
+#[test]
+fn a_body_fetch_without_a_nonce_answers_the_challenge_and_gets_the_body() {
+    let (srv, mut sim) = server_with_cards();
+    let p = titles_phone(&srv, &mut sim);
+    // The same handset after a restart: its store persisted, the server's nonce lost.
+    let mut restarted = Phone::new(&srv, SUBSCRIBER, "IMEI:100000000000002", true);
+    restarted.contacts = p.contacts.clone();
+    let ann = restarted.luid_of(&summary_of("Ann"));
+    let body = restarted.fetch(&srv, &mut sim, &ann).expect("fetch");
+    assert_eq!(body.as_deref(), Some(big_card("Ann").as_bytes()));
+    assert_eq!(
+        restarted.requests.load(Ordering::SeqCst),
+        2,
+        "refused once (no nonce), then answered"
+    );
+    assert!(restarted.engine.nonce().is_some(), "the new nonce is kept");
+}
