@@ -11,6 +11,7 @@ use crate::handset::{Clock, Notice, Sim, SystemClock, Terminal, Ui, Warning};
 use crate::mode::{AuthScheme, SyncMode};
 use crate::session::{ClientSession, DeviceInfo, SessionConfig, SessionReport, Step};
 use crate::store::DataStore;
+use crate::summary::{self, TitlesFirst};
 use crate::transport::Transport;
 
 /// Engine settings.
@@ -43,6 +44,9 @@ pub struct EngineConfig {
     /// user entered at the PIN gate; with a policy that asks none, the engine asks it
     /// and collates it with the SIM first.
     pub send_pin: bool,
+    /// Titles first per data class, by store local URI (`./contacts`): see
+    /// [`crate::summary`] and [`Engine::fetch_body`].
+    pub titles_first: std::collections::BTreeMap<String, TitlesFirst>,
 }
 
 impl EngineConfig {
@@ -60,6 +64,7 @@ impl EngineConfig {
             device: DeviceInfo::default(),
             max_messages: 10_000,
             send_pin: false,
+            titles_first: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -196,34 +201,8 @@ impl<T: Transport, C: Clock> Engine<T, C> {
         modes: &[SyncMode],
         budget: Budget,
     ) -> Result<SessionReport, ClientError> {
-        let Handset {
-            mut sim,
-            terminal,
-            ui,
-        } = handset;
-        let pass = gate::check(&self.cfg.policy, reborrow(&mut sim), &*terminal, ui)?;
-        let pin = match (&pass.pin, self.cfg.send_pin, reborrow(&mut sim)) {
-            (_, false, _) => None,
-            (Some(p), true, _) => Some(p.clone()),
-            (None, true, Some(s)) => match gate::pin_gate(s, ui) {
-                Ok(p) => Some(p),
-                Err(r) => {
-                    ui.notify(&Notice::Refused(r.clone()));
-                    return Err(r.into());
-                }
-            },
-            (None, true, None) => return Err(GateRefusal::NoSim.into()),
-        };
-        let password = match (&pass.password, &self.cfg.stored_password) {
-            (Some(p), _) => p.clone(),
-            (None, Some(s)) => s.expose().clone(),
-            (None, None) if self.cfg.auth == AuthScheme::None => String::new(),
-            (None, None) => {
-                let r = GateRefusal::NoCredentials;
-                ui.notify(&Notice::Refused(r.clone()));
-                return Err(r.into());
-            }
-        };
+        let Handset { sim, terminal, ui } = handset;
+        let scfg = self.open(sim, &*terminal, &mut *ui)?;
         let modes: Vec<SyncMode> = match modes {
             [one] => vec![*one; stores.len()],
             m if m.len() == stores.len() => m.to_vec(),
@@ -243,24 +222,6 @@ impl<T: Transport, C: Clock> Engine<T, C> {
                 });
             }
         }
-        let now = self.clock.now_unix();
-        self.sessions += 1;
-        let mut scfg = SessionConfig::new(
-            self.cfg.server_url.clone(),
-            pass.terminal_id.clone(),
-            pass.subscriber_id.clone(),
-            password,
-        );
-        scfg.session_id = (now.rem_euclid(100_000) as u64 * 100 + self.sessions % 100).to_string();
-        scfg.auth = self.cfg.auth;
-        scfg.allow_basic_without_tls = self.cfg.allow_basic_without_tls;
-        scfg.encoding = self.cfg.encoding;
-        scfg.max_msg_size = self.cfg.max_msg_size;
-        scfg.max_obj_size = self.cfg.max_obj_size;
-        scfg.nonce = self.nonce.clone();
-        scfg.device = self.cfg.device.clone();
-        scfg.now = now;
-        scfg.pin = pin.map(Secret::new);
         let mut session = ClientSession::new(scfg, &modes);
         session.set_budget(budget);
         let result = self.run(&mut session, stores).await;
@@ -292,6 +253,91 @@ impl<T: Transport, C: Clock> Engine<T, C> {
                 ui.notify(&Notice::SyncFailed(e.to_string()));
                 Err(e)
             }
+        }
+    }
+
+    /// Runs the gates and builds the configuration of the next session.
+    fn open(
+        &mut self,
+        mut sim: Option<&mut dyn Sim>,
+        terminal: &dyn Terminal,
+        ui: &mut dyn Ui,
+    ) -> Result<SessionConfig, ClientError> {
+        let pass = gate::check(&self.cfg.policy, reborrow(&mut sim), terminal, ui)?;
+        let pin = match (&pass.pin, self.cfg.send_pin, reborrow(&mut sim)) {
+            (_, false, _) => None,
+            (Some(p), true, _) => Some(p.clone()),
+            (None, true, Some(s)) => match gate::pin_gate(s, ui) {
+                Ok(p) => Some(p),
+                Err(r) => {
+                    ui.notify(&Notice::Refused(r.clone()));
+                    return Err(r.into());
+                }
+            },
+            (None, true, None) => return Err(GateRefusal::NoSim.into()),
+        };
+        let password = match (&pass.password, &self.cfg.stored_password) {
+            (Some(p), _) => p.clone(),
+            (None, Some(s)) => s.expose().clone(),
+            (None, None) if self.cfg.auth == AuthScheme::None => String::new(),
+            (None, None) => {
+                let r = GateRefusal::NoCredentials;
+                ui.notify(&Notice::Refused(r.clone()));
+                return Err(r.into());
+            }
+        };
+        let now = self.clock.now_unix();
+        self.sessions += 1;
+        let mut scfg = SessionConfig::new(
+            self.cfg.server_url.clone(),
+            pass.terminal_id.clone(),
+            pass.subscriber_id.clone(),
+            password,
+        );
+        scfg.session_id = (now.rem_euclid(100_000) as u64 * 100 + self.sessions % 100).to_string();
+        scfg.auth = self.cfg.auth;
+        scfg.allow_basic_without_tls = self.cfg.allow_basic_without_tls;
+        scfg.encoding = self.cfg.encoding;
+        scfg.max_msg_size = self.cfg.max_msg_size;
+        scfg.max_obj_size = self.cfg.max_obj_size;
+        scfg.nonce = self.nonce.clone();
+        scfg.device = self.cfg.device.clone();
+        scfg.now = now;
+        scfg.titles_first = self.cfg.titles_first.clone();
+        scfg.pin = pin.map(Secret::new);
+        Ok(scfg)
+    }
+
+    /// Titles first: fetches the full body of item `luid` of `store` (held as a summary)
+    /// and stores it with [`DataStore::store_body`]. Runs the same gates as a sync, then a
+    /// session of its own: one `Get` of `<server URI>?luid=<LUID>` (see
+    /// [`crate::summary`]). Returns the body, or `None` when the server has no such item
+    /// (404; the store is left alone).
+    pub async fn fetch_body(
+        &mut self,
+        handset: Handset<'_>,
+        store: &mut dyn DataStore,
+        luid: &str,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let Handset { sim, terminal, ui } = handset;
+        let scfg = self.open(sim, &*terminal, ui)?;
+        let mut session = ClientSession::body_fetch(scfg, store.server_uri(), luid);
+        let result = self.run(&mut session, &mut []).await;
+        if let Some(n) = session.next_nonce() {
+            self.nonce = Some(n.to_string());
+        }
+        result?;
+        match session.fetched_body() {
+            Ok(Some(summary::Body { data, content_type })) => {
+                info!(store = %store.local_uri(), luid, bytes = data.len(), "body fetched");
+                store.store_body(luid, data.clone(), content_type)?;
+                Ok(Some(data))
+            }
+            Ok(None) => {
+                info!(store = %store.local_uri(), luid, "the server has no such item");
+                Ok(None)
+            }
+            Err(code) => Err(SessionError::ServerRefused(code).into()),
         }
     }
 

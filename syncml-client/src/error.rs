@@ -126,6 +126,14 @@ pub enum SessionError {
     /// The exchange did not end within the message limit.
     #[error("no end of session after {0} messages")]
     TooManyMessages(u32),
+    /// A refresh from client was asked for a store that holds items only as summaries
+    /// (titles first): the server would keep the summaries, or lose the items. Fetch
+    /// their bodies first ([`Engine::fetch_body`](crate::Engine::fetch_body)).
+    #[error("store {store} holds summaries: fetch their bodies before a refresh from client")]
+    SummariesHeld {
+        /// The store's local URI.
+        store: String,
+    },
 }
 
 /// Everything [`Engine::sync`](crate::Engine::sync) can fail with.

@@ -120,6 +120,14 @@ pub enum Warning {
         /// The local ID of the item.
         luid: String,
     },
+    /// A local edit of an item held only as a summary (titles first) was not uploaded:
+    /// it would overwrite the full item on the server. Fetch the body, then edit.
+    SummaryNotUploaded {
+        /// The data store.
+        store: String,
+        /// The local ID of the item.
+        luid: String,
+    },
 }
 
 /// The user interface: prompts, permissions, notices and warnings.

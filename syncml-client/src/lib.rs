@@ -25,6 +25,8 @@
 //!   [`Engine::handle_event`]).
 //! - [`erase`]: collective erase: upload, confirm, then wipe locally (FIG. 20,
 //!   [`Engine::collective_erase`]).
+//! - [`summary`]: titles first (para. 0094): summaries on download, bodies on access
+//!   ([`Engine::fetch_body`]).
 //! - [`mem`]: in-memory SIM, terminal, UI and data store for tests and simulators.
 //! - [`fs`]: a file-backed handset (data stores, SIM, terminal in directories), the
 //!   library behind the `syncml-handset` command.
@@ -60,6 +62,7 @@ mod mode;
 pub mod policy;
 pub mod session;
 pub mod store;
+pub mod summary;
 pub mod transport;
 
 pub use budget::{Budget, CutShort};
@@ -78,6 +81,7 @@ pub use session::{
 pub use store::{
     Applied, Change, ChangeId, ChangeKind, DataStore, LocalItem, MapEntry, ServerChange, SyncState,
 };
+pub use summary::TitlesFirst;
 #[cfg(feature = "http")]
 pub use transport::HttpTransport;
 pub use transport::{Counting, FnTransport, Transport};

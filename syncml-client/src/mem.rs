@@ -14,6 +14,10 @@ use crate::store::{
 };
 
 /// A data store held in memory, with a change log of local edits.
+///
+/// It supports titles first ([`crate::summary`]): items received as summaries are kept
+/// apart ([`is_summary_only`](MemoryStore::is_summary_only)) until their body is stored,
+/// and local edits of such items are refused.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     local_uri: String,
@@ -24,6 +28,8 @@ pub struct MemoryStore {
     /// LUIDs of pending Adds handed to a session ([`DataStore::changes`]): the server may
     /// hold them even though no acknowledgement came back (its answer was lost).
     offered: BTreeSet<String>,
+    /// Items held only as summaries: LUID → full size on the server.
+    summaries: BTreeMap<String, u64>,
     next_luid: u64,
     next_version: u64,
     state: SyncState,
@@ -42,6 +48,7 @@ impl MemoryStore {
             items: BTreeMap::new(),
             changes: BTreeMap::new(),
             offered: BTreeSet::new(),
+            summaries: BTreeMap::new(),
             next_luid: 1,
             next_version: 1,
             state: SyncState::default(),
@@ -91,8 +98,13 @@ impl MemoryStore {
         luid
     }
 
-    /// Replaces an item locally (logged); `false` if there is no such item.
+    /// Replaces an item locally (logged); `false` if there is no such item, or if it is
+    /// held only as a summary (titles first: fetch its body first, or the summary would
+    /// overwrite the full item on the server).
     pub fn update(&mut self, luid: &str, data: impl Into<Vec<u8>>) -> bool {
+        if self.summaries.contains_key(luid) {
+            return false;
+        }
         let data = data.into();
         match self.items.get_mut(luid) {
             Some(d) => {
@@ -104,9 +116,11 @@ impl MemoryStore {
         }
     }
 
-    /// Deletes an item locally (logged); `false` if there is no such item.
+    /// Deletes an item locally (logged); `false` if there is no such item. A summary-only
+    /// item can be deleted: the whole item goes.
     pub fn delete(&mut self, luid: &str) -> bool {
         if self.items.remove(luid).is_some() {
+            self.summaries.remove(luid);
             self.log(luid, ChangeKind::Delete, None);
             true
         } else {
@@ -136,6 +150,16 @@ impl MemoryStore {
             .iter()
             .find(|(_, d)| d.as_slice() == data)
             .map(|(l, _)| l.clone())
+    }
+
+    /// True when item `luid` is held only as a summary (titles first).
+    pub fn is_summary_only(&self, luid: &str) -> bool {
+        self.summaries.contains_key(luid)
+    }
+
+    /// The full size the server declared for summary-only item `luid`.
+    pub fn full_size(&self, luid: &str) -> Option<u64> {
+        self.summaries.get(luid).copied()
     }
 
     /// The number of pending local changes.
@@ -184,6 +208,10 @@ impl DataStore for MemoryStore {
     }
 
     fn apply(&mut self, change: ServerChange) -> Result<Applied, StoreError> {
+        // A full server version (or a delete) ends a summary.
+        if let ServerChange::Replace { luid, .. } | ServerChange::Delete { luid } = &change {
+            self.summaries.remove(luid);
+        }
         Ok(match change {
             ServerChange::Add { data, .. } => {
                 let luid = self.next_luid.to_string();
@@ -247,6 +275,45 @@ impl DataStore for MemoryStore {
     fn set_sync_state(&mut self, state: &SyncState) -> Result<(), StoreError> {
         self.state = state.clone();
         Ok(())
+    }
+
+    fn supports_summaries(&self) -> bool {
+        true
+    }
+
+    fn apply_summary(
+        &mut self,
+        change: ServerChange,
+        full_size: u64,
+    ) -> Result<Applied, StoreError> {
+        let applied = self.apply(change.clone())?;
+        let luid = match (&applied, &change) {
+            (Applied::Added { luid } | Applied::ReplacedAsNew { luid }, _) => luid.clone(),
+            (Applied::Replaced, ServerChange::Replace { luid, .. }) => luid.clone(),
+            _ => return Ok(applied),
+        };
+        self.summaries.insert(luid, full_size);
+        Ok(applied)
+    }
+
+    fn is_summary(&mut self, luid: &str) -> Result<bool, StoreError> {
+        Ok(self.summaries.contains_key(luid))
+    }
+
+    fn store_body(
+        &mut self,
+        luid: &str,
+        data: Vec<u8>,
+        _content_type: Option<String>,
+    ) -> Result<(), StoreError> {
+        match self.items.get_mut(luid) {
+            Some(d) => {
+                *d = data;
+                self.summaries.remove(luid);
+                Ok(())
+            }
+            None => Err(StoreError::new(&self.local_uri, format!("no item {luid}"))),
+        }
     }
 }
 
@@ -516,6 +583,33 @@ mod tests {
         s.erase_local().unwrap();
         assert_eq!(s.item_count().unwrap(), 0);
         assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn summary_only_items_refuse_local_edits_until_their_body_is_stored() {
+        let mut s = MemoryStore::contacts();
+        let r = s
+            .apply_summary(
+                ServerChange::Add {
+                    guid: "g1".into(),
+                    data: b"N:A".to_vec(),
+                    content_type: None,
+                },
+                500,
+            )
+            .unwrap();
+        let Applied::Added { luid } = r else {
+            panic!("added: {r:?}")
+        };
+        assert!(s.is_summary_only(&luid));
+        assert_eq!(s.full_size(&luid), Some(500));
+        assert!(!s.update(&luid, "N:B"), "edit of a summary refused");
+        assert_eq!(s.pending(), 0);
+        s.store_body(&luid, b"N:A\nNOTE:long".to_vec(), None)
+            .unwrap();
+        assert!(!s.is_summary_only(&luid));
+        assert!(s.update(&luid, "N:B"), "the full item can be edited");
+        assert_eq!(s.pending(), 1);
     }
 
     #[test]

@@ -18,8 +18,12 @@
 //! own package is split under the server's `MaxMsgSize` and sent message by message.
 //! On `401`/`407` with a challenge, package 1 is sent once more with credentials built
 //! from the new nonce (as SyncEvolution does); a second refusal ends the session.
+//!
+//! Titles first ([`crate::summary`]): a store in [`SessionConfig::titles_first`] asks for
+//! summaries with a field filter in its Alert; [`ClientSession::body_fetch`] is a session
+//! whose package 1 is a single `Get` of one item's body.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use syncml_core::auth::{self, Secret};
 use syncml_core::model::{
@@ -37,6 +41,7 @@ use crate::error::SessionError;
 use crate::handset::{iso8601_basic, Warning};
 use crate::mode::{AuthScheme, SyncMode};
 use crate::store::{Applied, ChangeId, ChangeKind, DataStore, MapEntry, ServerChange, SyncState};
+use crate::summary::{self, Fetch, TitlesFirst};
 
 /// The DevInf URI of SyncML 1.2.
 const DEVINF_URI: &str = "./devinf12";
@@ -102,6 +107,10 @@ pub struct SessionConfig {
     /// The subscriber's PIN, sent with the credentials as the PIN extension
     /// ([`syncml_core::auth::pin`]) for servers at security level 2; `None` sends none.
     pub pin: Option<Secret<String>>,
+    /// Titles first, per store local URI (`./contacts`): the store downloads summaries
+    /// (see [`crate::summary`]). Only for stores that
+    /// [support summaries](DataStore::supports_summaries).
+    pub titles_first: BTreeMap<String, TitlesFirst>,
 }
 
 impl SessionConfig {
@@ -127,6 +136,7 @@ impl SessionConfig {
             device: DeviceInfo::default(),
             now: 0,
             pin: None,
+            titles_first: BTreeMap::new(),
         }
     }
 }
@@ -284,6 +294,7 @@ enum SentRef {
     Sync(usize),
     Change(usize, ChangeId),
     Map(usize, Vec<MapEntry>),
+    Fetch,
 }
 
 /// One store's run through the session.
@@ -365,6 +376,8 @@ pub struct ClientSession {
     last_sent: Option<Outgoing>,
     /// Busy answers in a row.
     busy: u32,
+    /// A body fetch session ([`ClientSession::body_fetch`]).
+    fetch: Option<Fetch>,
 }
 
 /// Busy answers (SyncHdr 101) in a row after which the session gives up.
@@ -385,7 +398,7 @@ fn status_for(server_msg: &str, cmd: &Command, item: Option<&Item>, code: Status
 }
 
 /// The item's bytes, Base64-decoded when its `Format` says `b64`.
-fn item_bytes(item: &Item, cmd_meta: Option<&Meta>) -> Option<Vec<u8>> {
+pub(crate) fn item_bytes(item: &Item, cmd_meta: Option<&Meta>) -> Option<Vec<u8>> {
     let b64 = item
         .meta
         .as_ref()
@@ -407,7 +420,7 @@ fn item_bytes(item: &Item, cmd_meta: Option<&Meta>) -> Option<Vec<u8>> {
     Some(raw.to_vec())
 }
 
-fn item_type(item: &Item, cmd_meta: Option<&Meta>) -> Option<String> {
+pub(crate) fn item_type(item: &Item, cmd_meta: Option<&Meta>) -> Option<String> {
     item.meta
         .as_ref()
         .and_then(|m| m.r#type.clone())
@@ -514,6 +527,26 @@ impl ClientSession {
             cut: None,
             last_sent: None,
             busy: 0,
+            fetch: None,
+        }
+    }
+
+    /// A session that only fetches the full body of item `luid` of the server datastore
+    /// `server_uri` (titles first, see [`crate::summary`]): package 1 is one `Get`, and
+    /// [`start`](Self::start) / [`handle`](Self::handle) take no stores. Read the outcome
+    /// with [`fetched_body`](Self::fetched_body) once the session is done.
+    pub fn body_fetch(cfg: SessionConfig, server_uri: &str, luid: &str) -> ClientSession {
+        let mut s = ClientSession::new(cfg, &[]);
+        s.fetch = Some(Fetch::new(summary::body_uri(server_uri, luid)));
+        s
+    }
+
+    /// The outcome of a [`body_fetch`](Self::body_fetch) session: the body and its MIME
+    /// type, `None` when the server has no such item (404), or the server's error status.
+    pub fn fetched_body(&mut self) -> Result<Option<summary::Body>, StatusCode> {
+        match &mut self.fetch {
+            Some(f) => f.outcome(),
+            None => Err(StatusCode::COMMAND_FAILED),
         }
     }
 
@@ -670,24 +703,44 @@ impl ClientSession {
             }
             ds.next_anchor = next;
         }
-        let mut cmds = vec![Command::Put(GetPut {
-            meta: Some(Meta::of_type(self.cfg.encoding.devinf_mime_type())),
-            items: vec![Item {
-                source: Some(Source::new(DEVINF_URI)),
-                data: Some(Data::DevInf(Box::new(self.devinf()))),
-                ..Item::default()
-            }],
-            ..GetPut::default()
-        })];
-        for ds in &self.ds {
+        let mut cmds = match &self.fetch {
+            Some(f) => vec![f.command()],
+            None => vec![Command::Put(GetPut {
+                meta: Some(Meta::of_type(self.cfg.encoding.devinf_mime_type())),
+                items: vec![Item {
+                    source: Some(Source::new(DEVINF_URI)),
+                    data: Some(Data::DevInf(Box::new(self.devinf()))),
+                    ..Item::default()
+                }],
+                ..GetPut::default()
+            })],
+        };
+        for (ds, store) in self.ds.iter().zip(stores.iter_mut()) {
             let mut code = ds.requested;
             if ds.state.last_anchor.is_none() && code == SyncMode::TwoWay {
                 code = SyncMode::Slow;
             }
+            let titles = self
+                .cfg
+                .titles_first
+                .get(&ds.local_uri)
+                .filter(|_| store.supports_summaries());
+            if code == SyncMode::RefreshFromClient && store.supports_summaries() {
+                let items = store.all_items()?;
+                for it in items {
+                    if store.is_summary(&it.luid)? {
+                        return Err(SessionError::SummariesHeld {
+                            store: ds.local_uri.clone(),
+                        });
+                    }
+                }
+            }
+            let mut target = Target::new(ds.server_uri.clone());
+            target.filter = titles.map(|t| Box::new(t.filter(&ds.content_type, self.cfg.encoding)));
             cmds.push(Command::Alert(Alert {
                 data: Some(code.alert_code()),
                 items: vec![Item {
-                    target: Some(Target::new(ds.server_uri.clone())),
+                    target: Some(target),
                     source: Some(Source::new(ds.local_uri.clone())),
                     meta: Some(Meta {
                         anchor: Some(Anchor {
@@ -795,6 +848,9 @@ impl ClientSession {
                     self.sent.insert(key, SentRef::Map(i, entries));
                 }
             }
+            Command::Get(_) if self.fetch.is_some() => {
+                self.sent.insert(key, SentRef::Fetch);
+            }
             _ => {}
         }
     }
@@ -899,6 +955,9 @@ impl ClientSession {
                     statuses.push(st);
                 }
                 Command::Put(_) | Command::Results(_) => {
+                    if let (Command::Results(r), Some(f)) = (&cmd, &mut self.fetch) {
+                        f.on_results(r);
+                    }
                     statuses.push(status_for(&server_msg, &cmd, None, StatusCode::OK));
                 }
                 Command::Get(g) => {
@@ -1137,6 +1196,11 @@ impl ClientSession {
                     self.ds[i].maps_acked.extend(entries);
                 }
             }
+            SentRef::Fetch => {
+                if let Some(f) = &mut self.fetch {
+                    f.on_status(code);
+                }
+            }
         }
     }
 
@@ -1335,7 +1399,10 @@ impl ClientSession {
             ServerChange::Delete { .. } => 0,
         };
         let ds = &mut self.ds[i];
-        let applied = stores[i].apply(change);
+        let applied = match summary::summary_size(&item) {
+            Some(full) if kind != ChangeKind::Delete => stores[i].apply_summary(change, full),
+            _ => stores[i].apply(change),
+        };
         if applied.is_ok() {
             self.down_bytes += size;
         }
@@ -1424,6 +1491,16 @@ impl ClientSession {
                 let changes = store.changes()?;
                 ds.snapshot.clear();
                 for c in changes {
+                    if c.kind == ChangeKind::Replace && store.is_summary(&c.luid)? {
+                        // Titles first: a summary must never overwrite the full item.
+                        warn!(store = %ds.local_uri, luid = %c.luid, "edit of a summary-only item not uploaded");
+                        self.warnings.push(Warning::SummaryNotUploaded {
+                            store: ds.local_uri.clone(),
+                            luid: c.luid.clone(),
+                        });
+                        ds.unsent += 1;
+                        continue;
+                    }
                     let size = c.data.as_ref().map_or(0, |d| d.len() as u64);
                     let left = self.budget.upload_left(self.up_bytes, self.down_bytes);
                     if self.changes_up > 0 && left.is_some_and(|l| size > l) {
@@ -1483,6 +1560,16 @@ impl ClientSession {
                     continue;
                 }
                 for it in store.all_items()? {
+                    if store.is_summary(&it.luid)? {
+                        // Titles first: never upload a summary. A slow sync gets the item
+                        // back from the server, so the local copy goes (unlogged) rather
+                        // than coming back as a duplicate.
+                        store.apply(ServerChange::Delete {
+                            luid: it.luid.clone(),
+                        })?;
+                        ds.snapshot.retain(|c| c.luid != it.luid);
+                        continue;
+                    }
                     ds.sent.replaced += 1;
                     cmds.push(Command::Replace(ItemCommand {
                         meta: Some(ctype(it.content_type)),

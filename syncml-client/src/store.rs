@@ -205,4 +205,49 @@ pub trait DataStore: Send {
 
     /// Stores the sync state for our server.
     fn set_sync_state(&mut self, state: &SyncState) -> Result<(), StoreError>;
+
+    /// True when the store can hold items as summaries (titles first, see
+    /// [`crate::summary`]): it implements [`apply_summary`](DataStore::apply_summary),
+    /// [`is_summary`](DataStore::is_summary) and [`store_body`](DataStore::store_body).
+    /// A session asks the server for summaries only for such stores. Default: false.
+    fn supports_summaries(&self) -> bool {
+        false
+    }
+
+    /// Applies a server `Add`/`Replace` whose data is only the item's summary; the full
+    /// item is `full_size` bytes on the server. The item is then held as a summary until
+    /// [`store_body`](DataStore::store_body) or a full server version replaces it. Not
+    /// logged as a local change. Default: refused (answered 500 to the server).
+    fn apply_summary(
+        &mut self,
+        change: ServerChange,
+        full_size: u64,
+    ) -> Result<Applied, StoreError> {
+        let _ = (change, full_size);
+        Err(StoreError::new(
+            self.local_uri(),
+            "this store cannot hold summaries",
+        ))
+    }
+
+    /// True when the item `luid` is held only as a summary. Default: false.
+    fn is_summary(&mut self, luid: &str) -> Result<bool, StoreError> {
+        let _ = luid;
+        Ok(false)
+    }
+
+    /// Stores the full body fetched for item `luid` (it is no longer a summary). Not
+    /// logged as a local change. Default: refused.
+    fn store_body(
+        &mut self,
+        luid: &str,
+        data: Vec<u8>,
+        content_type: Option<String>,
+    ) -> Result<(), StoreError> {
+        let _ = (luid, data, content_type);
+        Err(StoreError::new(
+            self.local_uri(),
+            "this store cannot hold summaries",
+        ))
+    }
 }

@@ -38,6 +38,7 @@
 //! warning); a client status other than 213 for a chunk ends that object.
 
 pub mod state;
+pub mod summary;
 
 use crate::datastores::{self, DatastoreDef};
 use crate::store::{
@@ -578,6 +579,9 @@ impl Engine {
                         client_sent_devinf = true;
                     }
                     reply.status(&msg_ref, cmd, StatusCode::OK);
+                }
+                Command::Get(g) if summary::is_body_get(g) => {
+                    summary::answer_get(tx, &terminal, inc.encoding, &msg_ref, cmd, g, &mut reply)?
                 }
                 Command::Get(g) => self.get(&st, inc, &msg_ref, cmd, g, &mut reply),
                 Command::Alert(a) => {
@@ -1252,6 +1256,13 @@ impl Engine {
             reply.status(msg_ref, cmd, StatusCode::INCOMPLETE_COMMAND);
             return Ok(());
         };
+        let summary = match summary::requested(item) {
+            Ok(s) => s,
+            Err(code) => {
+                reply.status(msg_ref, cmd, code);
+                return Ok(());
+            }
+        };
         let server_uri = item
             .target
             .as_ref()
@@ -1322,6 +1333,7 @@ impl Engine {
                 ds.snapshot_rev = None;
                 ds.client_sync_seen = false;
                 ds.sent_changes = 0;
+                ds.summary = summary;
                 let (effective, server_last, server_next) =
                     (ds.alert, ds.server_last.clone(), ds.server_next.clone());
                 st.stores.retain(|s| s.name != def.name);
@@ -1392,6 +1404,7 @@ impl Engine {
             client_sync_seen: false,
             written: Vec::new(),
             sent_changes: 0,
+            summary,
         };
         st.stores.retain(|s| s.name != def.name);
         let server_last = ds.server_last.clone();
@@ -1933,6 +1946,9 @@ impl Engine {
                         }
                     }
                 }
+            }
+            if let Some(props) = &ds.summary {
+                summary::summarise(&mut cmds, props);
             }
             let mut shell = Sync {
                 cmd_id: id(),
@@ -2520,9 +2536,9 @@ mod tests {
 
     /// An engine over a fresh SQLite store with subscriber `test` and terminal `dev1`
     /// (md5 and basic password `secret`), driving one client session at a time.
-    struct Fixture {
+    pub(super) struct Fixture {
         _dir: tempfile::TempDir,
-        store: crate::store::SqliteStore,
+        pub(super) store: crate::store::SqliteStore,
         engine: Engine,
         session: u32,
         msg: u32,
@@ -2532,7 +2548,7 @@ mod tests {
     }
 
     impl Fixture {
-        fn new() -> Fixture {
+        pub(super) fn new() -> Fixture {
             use crate::store::{NewSubscriber, NewTerminal, RegisteredBy, Secret, StoreExt};
             let dir = tempfile::tempdir().expect("tempdir");
             let store = crate::store::SqliteStore::open_in_dir(dir.path()).expect("store");
@@ -2575,7 +2591,7 @@ mod tests {
         }
 
         /// Starts a new client session (the next `send` is its message 1).
-        fn new_session(&mut self) {
+        pub(super) fn new_session(&mut self) {
             self.session += 1;
             self.msg = 0;
             self.token = None;
@@ -2646,13 +2662,13 @@ mod tests {
             Ok(reply)
         }
 
-        fn send(&mut self, commands: Vec<Command>, is_final: bool) -> SyncMl {
+        pub(super) fn send(&mut self, commands: Vec<Command>, is_final: bool) -> SyncMl {
             let msg = self.message(commands, is_final);
             self.post(&msg).expect("message handled")
         }
 
         /// Writes `n` contacts of about 600 bytes as another terminal would.
-        fn seed_items(&self, n: usize) {
+        pub(super) fn seed_items(&self, n: usize) {
             use crate::store::StoreExt;
             let items: Vec<NewItem> = (0..n)
                 .map(|i| NewItem {
@@ -2686,7 +2702,7 @@ mod tests {
         }
     }
 
-    fn alert(code: u32, last: Option<&str>, next: &str) -> Command {
+    pub(super) fn alert(code: u32, last: Option<&str>, next: &str) -> Command {
         Command::Alert(Alert {
             cmd_id: "1".into(),
             data: Some(AlertCode(code)),
@@ -2706,7 +2722,7 @@ mod tests {
         })
     }
 
-    fn client_sync(commands: Vec<Command>) -> Command {
+    pub(super) fn client_sync(commands: Vec<Command>) -> Command {
         Command::Sync(Sync {
             cmd_id: "2".into(),
             target: Some(Target::new("addressbook")),
@@ -2716,7 +2732,7 @@ mod tests {
         })
     }
 
-    fn codes(m: &SyncMl, cmd: &str) -> Vec<u16> {
+    pub(super) fn codes(m: &SyncMl, cmd: &str) -> Vec<u16> {
         m.body
             .commands
             .iter()

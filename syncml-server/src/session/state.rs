@@ -46,6 +46,10 @@ pub struct DsState {
     pub written: Vec<String>,
     /// NumberOfChanges we announced, for the log.
     pub sent_changes: u32,
+    /// Titles first: the properties of the field filter in the client's Alert; package
+    /// 4's Adds and Replaces carry only these (see [`super::summary`]).
+    #[serde(default)]
+    pub summary: Option<Vec<String>>,
 }
 
 /// The whole session.
