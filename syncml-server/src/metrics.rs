@@ -137,7 +137,8 @@ impl Observation {
         match hdr {
             Some(212) => o.session_started = true,
             Some(101) => o.busy = true,
-            Some(code @ (401 | 403 | 405 | 407)) => o.auth_refused = Some(code),
+            // 406: unsupported scheme (AUTH-14); 417: locked out.
+            Some(code @ (401 | 403 | 405 | 406 | 407 | 417)) => o.auth_refused = Some(code),
             _ => {}
         }
         o.session_suspended = msg

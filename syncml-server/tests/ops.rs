@@ -186,10 +186,14 @@ fn metrics_count_auth_refusals_by_status() {
     );
     assert_eq!(delta(&m0, &m1, "syncml_sessions_started_total"), 0.0);
     assert_eq!(delta(&m0, &m1, "syncml_sessions_completed_total"), 0.0);
-    // The refusing SyncHdr statuses are failures by status too.
+    // The refusing statuses are failures by status too: the SyncHdr's and, AUTH-13, one
+    // with the same code for every command of the refused message.
     let failures = delta(&m0, &m1, "syncml_status_failures_total{status=\"401\"}")
         + delta(&m0, &m1, "syncml_status_failures_total{status=\"407\"}");
-    assert_eq!(failures, refused);
+    assert!(
+        failures > refused,
+        "{failures} failures for {refused} refusals"
+    );
 }
 
 #[test]
