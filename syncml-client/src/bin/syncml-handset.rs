@@ -1,4 +1,4 @@
-//! `syncml-handset`: a file-backed handset on the command line (see `README-handset.md`).
+//! `syncml-handset`: a file-backed handset on the command line (see `docs/handset.md`).
 //!
 //! ```text
 //! syncml-handset --dir H init --terminal-id IMEI:1 --password PW --server URL
