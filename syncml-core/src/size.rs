@@ -127,6 +127,55 @@ pub fn split_commands(
     max_msg_size: usize,
     encoding: Encoding,
 ) -> Result<Vec<Vec<Command>>, SizeError> {
+    split_up_to(template, commands, max_msg_size, encoding, None).map(|(m, _)| m)
+}
+
+/// The bytes of item data a command carries (nested commands included): a lower bound
+/// of its encoded size in either encoding.
+fn payload_len(cmd: &Command) -> usize {
+    let items: usize = cmd
+        .items()
+        .iter()
+        .map(|i| match &i.data {
+            Some(Data::Text(t)) => t.len(),
+            Some(Data::Binary(b)) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    let nested: usize = match cmd {
+        Command::Sync(s) => s.commands.iter().map(payload_len).sum(),
+        Command::Atomic(a) | Command::Sequence(a) => a.commands.iter().map(payload_len).sum(),
+        _ => 0,
+    };
+    items + nested
+}
+
+/// The first message of [`split_commands`], and the commands left for later messages,
+/// untouched and unmeasured (a `Sync` cut in two leaves its tail at the front). Costs
+/// what the first message holds, not what the whole list holds: a sender of a long
+/// package calls it once per message.
+pub fn split_first(
+    template: &SyncMl,
+    commands: Vec<Command>,
+    max_msg_size: usize,
+    encoding: Encoding,
+) -> Result<(Vec<Command>, Vec<Command>), SizeError> {
+    let (mut messages, rest) = split_up_to(template, commands, max_msg_size, encoding, Some(1))?;
+    let first = if messages.is_empty() {
+        Vec::new()
+    } else {
+        messages.swap_remove(0)
+    };
+    Ok((first, rest))
+}
+
+fn split_up_to(
+    template: &SyncMl,
+    commands: Vec<Command>,
+    max_msg_size: usize,
+    encoding: Encoding,
+    max_messages: Option<usize>,
+) -> Result<(Vec<Vec<Command>>, Vec<Command>), SizeError> {
     let mut base = template.clone();
     base.body.is_final = true;
     let first_overhead = encoded_len(&base, encoding)?;
@@ -148,16 +197,32 @@ pub fn split_commands(
     let mut current: Vec<Command> = Vec::new();
     let mut room = max_msg_size - first_overhead;
     let mut queue: std::collections::VecDeque<Command> = commands.into();
-    while let Some(cmd) = queue.pop_front() {
-        let need = measure(&cmd)?;
+    loop {
+        if max_messages.is_some_and(|cap| messages.len() >= cap) {
+            // What `current` holds already belongs to a later message.
+            let mut rest = std::mem::take(&mut current);
+            rest.extend(queue);
+            return Ok((messages, rest));
+        }
+        let Some(cmd) = queue.pop_front() else {
+            break;
+        };
+        // A command whose payload alone exceeds the room cannot fit: skip encoding it
+        // whole (a long package's one big Sync would be encoded for every message).
+        let need = if payload_len(&cmd) > room {
+            usize::MAX
+        } else {
+            measure(&cmd)?
+        };
         if need <= room {
             room -= need;
             current.push(cmd);
             continue;
         }
-        if let Command::Sync(sync) = cmd {
-            let mut shell = sync.clone();
-            shell.commands.clear();
+        if let Command::Sync(mut sync) = cmd {
+            let commands = std::mem::take(&mut sync.commands);
+            let shell = sync.clone();
+            sync.commands = commands;
             let shell_need = measure(&Command::Sync(shell.clone()))?;
             if shell_need < room && !sync.commands.is_empty() {
                 // Fill this message with as many of the Sync's commands as fit.
@@ -209,6 +274,11 @@ pub fn split_commands(
             room = room_full;
             continue;
         }
+        let need = if need == usize::MAX {
+            measure(&cmd)?
+        } else {
+            need
+        };
         if need > room_full {
             return Err(SizeError::CommandTooLarge {
                 cmd_id: cmd.cmd_id().to_string(),
@@ -223,7 +293,7 @@ pub fn split_commands(
     if !current.is_empty() || messages.is_empty() {
         messages.push(current);
     }
-    Ok(messages)
+    Ok((messages, Vec::new()))
 }
 
 /// Cut an item whose data exceeds `max_chunk` bytes into large-object chunks: every

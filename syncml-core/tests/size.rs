@@ -6,7 +6,7 @@ mod support;
 
 use syncml_core::model::{Command, Data, Item, Meta, Source, Target};
 use syncml_core::size::{
-    chunk_item, encoded_len, split_commands, ChunkError, ChunkOutcome, Reassembler, SizeError,
+    chunk_item, encoded_len, split_commands, split_first, ChunkError, ChunkOutcome, Reassembler, SizeError,
 };
 use syncml_core::{Encoding, StatusCode};
 
@@ -53,6 +53,32 @@ fn split_keeps_every_message_under_max_msg_size() {
             }
         }
         assert_eq!(adds, 300, "every Add is sent exactly once");
+    }
+}
+
+/// The Add CmdIDs of a command list, Syncs flattened.
+fn add_ids(cmds: &[Command]) -> Vec<String> {
+    cmds.iter()
+        .flat_map(|c| match c {
+            Command::Sync(s) => s.commands.iter().map(|c| c.cmd_id().to_string()).collect(),
+            other => vec![other.cmd_id().to_string()],
+        })
+        .collect()
+}
+
+#[test]
+fn split_first_is_the_first_message_and_leaves_the_rest_in_order() {
+    for enc in [Encoding::Wbxml, Encoding::Xml] {
+        let t = template();
+        let all = split_commands(&t, vec![sync_of(300)], 20_000, enc).expect("split");
+        let (first, rest) = split_first(&t, vec![sync_of(300)], 20_000, enc).expect("first");
+        assert_eq!(first, all[0], "{enc:?}");
+        let later: Vec<Command> = all[1..].iter().flatten().cloned().collect();
+        assert_eq!(add_ids(&rest), add_ids(&later), "{enc:?}");
+        // A package that fits leaves nothing.
+        let (one, none) = split_first(&t, vec![sync_of(3)], 20_000, enc).expect("first");
+        assert_eq!(add_ids(&one).len(), 3);
+        assert!(none.is_empty());
     }
 }
 

@@ -1975,7 +1975,43 @@ impl Engine {
             syncs.push(Command::Sync(shell));
         }
         st.phase = Phase::ServerSync;
+        let syncs = self.chunk_large_items(st, inc, reply, syncs);
         self.send_pkg4(st, inc, reply, syncs)
+    }
+
+    /// Items too large for a message go out as large-object chunks (MoreData, Size on
+    /// the first), one message each; the client's 213 for a chunk asks for the next.
+    /// Done once, when package 4 is built: the pending rest is stored chunked.
+    fn chunk_large_items(
+        &self,
+        st: &SessionState,
+        inc: &Incoming<'_>,
+        reply: &Reply,
+        cmds: Vec<Command>,
+    ) -> Vec<Command> {
+        let limit = msg_limit(st);
+        let empty = self.lob_template(st, inc, reply);
+        cmds.into_iter()
+            .map(|c| match c {
+                Command::Sync(mut sync) => {
+                    let mut shell = sync.clone();
+                    shell.commands.clear();
+                    let mut out = Vec::with_capacity(sync.commands.len());
+                    for inner in sync.commands.drain(..) {
+                        match chunk_cmd(&empty, &shell, &inner, limit, inc.encoding) {
+                            Some(chunks) => {
+                                debug!(chunks = chunks.len(), "large object sent in chunks");
+                                out.extend(chunks)
+                            }
+                            None => out.push(inner),
+                        }
+                    }
+                    sync.commands = out;
+                    Command::Sync(sync)
+                }
+                other => other,
+            })
+            .collect()
     }
 
     fn continue_pkg4(
@@ -2031,37 +2067,12 @@ impl Engine {
             commands: reply.commands.clone(),
         };
         let template = self.finish(st, inc, template_reply, true);
-        // Items too large for a message go out as large-object chunks (MoreData, Size on
-        // the first), one message each; the client's 213 for a chunk asks for the next.
-        let empty = self.lob_template(st, inc, reply);
-        let cmds: Vec<Command> = cmds
-            .into_iter()
-            .map(|c| match c {
-                Command::Sync(mut sync) => {
-                    let mut shell = sync.clone();
-                    shell.commands.clear();
-                    let mut out = Vec::with_capacity(sync.commands.len());
-                    for inner in sync.commands.drain(..) {
-                        match chunk_cmd(&empty, &shell, &inner, limit, inc.encoding) {
-                            Some(chunks) => {
-                                debug!(chunks = chunks.len(), "large object sent in chunks");
-                                out.extend(chunks)
-                            }
-                            None => out.push(inner),
-                        }
-                    }
-                    sync.commands = out;
-                    Command::Sync(sync)
-                }
-                other => other,
-            })
-            .collect();
-        let parts = syncml_core::size::split_commands(&template, cmds, limit, inc.encoding)
-            .map_err(|e| {
+        // Only this message's share is measured: the rest stays as it is (a long
+        // package 4 costs per message what the message holds, not what is left).
+        let (first, rest) =
+            syncml_core::size::split_first(&template, cmds, limit, inc.encoding).map_err(|e| {
                 StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}"))
             })?;
-        let mut parts = parts.into_iter();
-        let first = parts.next().unwrap_or_default();
         st.chunk_sent = None;
         for mut c in first {
             renumber(&mut c, reply);
@@ -2077,7 +2088,6 @@ impl Engine {
             }
             reply.commands.push(c);
         }
-        let rest: Vec<Command> = parts.flatten().collect();
         if rest.is_empty() {
             st.pending_pkg4 = None;
             st.phase = Phase::Map;

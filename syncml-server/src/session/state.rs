@@ -81,6 +81,7 @@ pub struct SessionState {
     pub stores: Vec<DsState>,
     /// Package-4 commands not yet sent (a WBXML-encoded SyncML message whose body holds
     /// them), when package 4 spans several messages.
+    #[serde(default, with = "b64_opt")]
     pub pending_pkg4: Option<Vec<u8>>,
     /// `MsgID` of the client message we answered last.
     #[serde(default)]
