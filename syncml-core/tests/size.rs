@@ -6,7 +6,8 @@ mod support;
 
 use syncml_core::model::{Command, Data, Item, Meta, Source, Target};
 use syncml_core::size::{
-    chunk_item, encoded_len, split_commands, split_first, ChunkError, ChunkOutcome, Reassembler, SizeError,
+    chunk_item, encoded_len, split_commands, split_first, ChunkError, ChunkOutcome, Reassembler,
+    SizeError,
 };
 use syncml_core::{Encoding, StatusCode};
 

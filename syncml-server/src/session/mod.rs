@@ -2069,8 +2069,8 @@ impl Engine {
         let template = self.finish(st, inc, template_reply, true);
         // Only this message's share is measured: the rest stays as it is (a long
         // package 4 costs per message what the message holds, not what is left).
-        let (first, rest) =
-            syncml_core::size::split_first(&template, cmds, limit, inc.encoding).map_err(|e| {
+        let (first, rest) = syncml_core::size::split_first(&template, cmds, limit, inc.encoding)
+            .map_err(|e| {
                 StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}"))
             })?;
         st.chunk_sent = None;
