@@ -46,6 +46,62 @@
 //! gate::register_subscriber_in_terminal(&mut sim, &mut terminal, &mut ui).unwrap();
 //! assert!(gate::check(&GatePolicy::FIG10B, Some(&mut sim), &terminal, &mut ui).is_ok());
 //! ```
+//!
+//! # Embedding the engine
+//!
+//! A handset implements [`Sim`], [`Terminal`], [`Ui`] and one [`DataStore`] per data
+//! class (here the in-memory ones of [`mem`]), and runs an [`Engine`] over a transport.
+//! This example is complete and runs: it starts our server on 127.0.0.1 (a throwaway
+//! SQLite file), provisions the subscriber and the terminal as an operator would, and
+//! syncs one contact up over real HTTP.
+//!
+//! ```
+//! # #[cfg(feature = "http")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use syncml_client::mem::{MemorySim, MemoryStore, MemoryTerminal, ScriptedUi};
+//! use syncml_client::{DataStore, Engine, EngineConfig, Handset, HttpTransport, SyncMode};
+//! use syncml_server::store::{RegisteredBy, SqliteStore, Store, StoreExt, Timestamp};
+//! use syncml_server::{http, provision, service::SyncService, session};
+//!
+//! let rt = tokio::runtime::Runtime::new()?;
+//! // The server side: what `syncml-server subscriber add` / `terminal register` do.
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(SqliteStore::open_in_dir(dir.path())?);
+//! store.transaction_with_error(|tx| {
+//!     let t0 = Timestamp::from_unix_secs(0);
+//!     provision::add_subscriber(tx, "001010123456789", None, t0)?;
+//!     provision::register_terminal(tx, "001010123456789", "IMEI:356938035643809",
+//!         "secret", &[], RegisteredBy::Operator, t0)?;
+//!     Ok::<_, provision::ProvisionError>(())
+//! })?;
+//! let svc = Arc::new(SyncService::new(store.clone() as Arc<dyn Store>, session::Engine::default()));
+//! let server = rt.block_on(async {
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     http::serve(listener, svc, http::HttpOptions::default(), None).map_err(std::io::Error::other)
+//! })?;
+//! let url = format!("http://{}/sync", server.local_addr);
+//!
+//! // The handset side.
+//! let mut engine = Engine::new(EngineConfig::new(url), HttpTransport::new());
+//! let mut sim = MemorySim::new("001010123456789", "1234");
+//! let mut terminal = MemoryTerminal::new("IMEI:356938035643809", "secret");
+//! let mut ui = ScriptedUi::answering("1234", "secret"); // the PIN and terminal password
+//! let mut contacts = MemoryStore::contacts();
+//! contacts.add("BEGIN:VCARD\r\nVERSION:2.1\r\nN:Doe;John\r\nEND:VCARD\r\n");
+//! let report = rt.block_on(engine.sync(
+//!     Handset { sim: Some(&mut sim), terminal: &mut terminal, ui: &mut ui },
+//!     &mut [&mut contacts as &mut dyn DataStore],
+//!     &[SyncMode::TwoWay],
+//! ))?;
+//! assert!(report.is_success());
+//! assert_eq!(report.sent(), 1); // the first sync was a slow sync that uploaded John
+//! rt.block_on(server.shutdown());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "http"))]
+//! # fn main() {}
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
