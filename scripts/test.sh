@@ -27,7 +27,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --quiet
-RUSTDOCFLAGS="-D warnings" cargo doc -p syncml-core --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc -p syncml-core -p syncml-client -p syncml-server --no-deps --quiet
 # syncml-core stays free of I/O runtimes and databases.
 if cargo tree -p syncml-core -e normal | grep -E 'tokio|hyper|rusqlite|postgres'; then
     echo "test.sh: syncml-core must not depend on tokio/hyper/rusqlite" >&2

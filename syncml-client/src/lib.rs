@@ -28,6 +28,8 @@
 //! - [`summary`]: titles first (para. 0094): summaries on download, bodies on access
 //!   ([`Engine::fetch_body`]).
 //! - [`mem`]: in-memory SIM, terminal, UI and data store for tests and simulators.
+//! - `registration` (feature `http`): FIG. 8 registration with the server from the
+//!   handset, and the shop path of FIG. 19, over the server's registration API.
 //! - [`fs`]: a file-backed handset (data stores, SIM, terminal in directories), the
 //!   library behind the `syncml-handset` command.
 //!
@@ -116,6 +118,8 @@ pub mod handset;
 pub mod mem;
 mod mode;
 pub mod policy;
+#[cfg(feature = "http")]
+pub mod registration;
 pub mod session;
 pub mod store;
 pub mod summary;

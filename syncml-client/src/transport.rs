@@ -243,6 +243,7 @@ mod http {
         /// connection the server has closed meanwhile is replaced once.
         async fn send_tls(
             &self,
+            method: &hyper::Method,
             uri: &hyper::Uri,
             headers: hyper::HeaderMap,
             body: Bytes,
@@ -274,7 +275,7 @@ mod http {
                 .map_err(|_| TransportError::BadUrl(uri.to_string()))?;
             let make = || {
                 let mut req = hyper::Request::new(Full::new(body.clone()));
-                *req.method_mut() = hyper::Method::POST;
+                *req.method_mut() = method.clone();
                 *req.uri_mut() = path.clone();
                 *req.headers_mut() = headers.clone();
                 req.headers_mut().insert(HOST, host_value.clone());
@@ -324,6 +325,59 @@ mod http {
             content_type: &str,
             body: Vec<u8>,
         ) -> Result<(String, Vec<u8>), TransportError> {
+            let ct = HeaderValue::from_str(content_type)
+                .map_err(|_| TransportError::Io(format!("bad content type {content_type:?}")))?;
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert(CONTENT_TYPE, ct.clone());
+            headers.insert(ACCEPT, ct);
+            let (status, reply_ct, bytes) = self
+                .request(hyper::Method::POST, url, headers, body)
+                .await?;
+            if status != 200 {
+                let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+                return Err(TransportError::Http { status, body: text });
+            }
+            Ok((reply_ct, bytes))
+        }
+
+        /// One JSON request to an HTTP API next to the SyncML service (the server's
+        /// registration API, [`crate::registration`]): any status comes back, with the
+        /// body; only transport failures are errors. `authorization` is the whole header
+        /// value (`Basic ...`, `Bearer ...`).
+        pub async fn json_request(
+            &self,
+            method: &str,
+            url: &str,
+            authorization: Option<&str>,
+            body: Option<Vec<u8>>,
+        ) -> Result<(u16, Vec<u8>), TransportError> {
+            let method = hyper::Method::from_bytes(method.as_bytes())
+                .map_err(|_| TransportError::Io(format!("bad method {method:?}")))?;
+            let mut headers = hyper::HeaderMap::new();
+            let json = HeaderValue::from_static("application/json");
+            headers.insert(ACCEPT, json.clone());
+            if body.is_some() {
+                headers.insert(CONTENT_TYPE, json);
+            }
+            if let Some(a) = authorization {
+                let v = HeaderValue::from_str(a)
+                    .map_err(|_| TransportError::Io("bad Authorization value".into()))?;
+                headers.insert(hyper::header::AUTHORIZATION, v);
+            }
+            let fut = self.request(method, url, headers, body.unwrap_or_default());
+            match tokio::time::timeout(self.timeout, fut).await {
+                Ok(r) => r.map(|(status, _, bytes)| (status, bytes)),
+                Err(_) => Err(TransportError::Timeout),
+            }
+        }
+
+        async fn request(
+            &self,
+            method: hyper::Method,
+            url: &str,
+            headers: hyper::HeaderMap,
+            body: Vec<u8>,
+        ) -> Result<(u16, String, Vec<u8>), TransportError> {
             let uri: hyper::Uri = url
                 .parse()
                 .map_err(|_| TransportError::BadUrl(url.to_string()))?;
@@ -335,17 +389,12 @@ mod http {
             if uri.host().is_none() {
                 return Err(TransportError::BadUrl(url.to_string()));
             }
-            let ct = HeaderValue::from_str(content_type)
-                .map_err(|_| TransportError::Io(format!("bad content type {content_type:?}")))?;
-            let mut headers = hyper::HeaderMap::new();
-            headers.insert(CONTENT_TYPE, ct.clone());
-            headers.insert(ACCEPT, ct);
             let body = Bytes::from(body);
             let resp = if https {
-                self.send_tls(&uri, headers, body).await?
+                self.send_tls(&method, &uri, headers, body).await?
             } else {
                 let mut req = hyper::Request::new(Full::new(body));
-                *req.method_mut() = hyper::Method::POST;
+                *req.method_mut() = method;
                 *req.uri_mut() = uri;
                 *req.headers_mut() = headers;
                 self.client
@@ -365,11 +414,7 @@ mod http {
                 .await
                 .map_err(|e| TransportError::Io(e.to_string()))?
                 .to_bytes();
-            if status != 200 {
-                let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
-                return Err(TransportError::Http { status, body: text });
-            }
-            Ok((reply_ct, bytes.to_vec()))
+            Ok((status, reply_ct, bytes.to_vec()))
         }
     }
 
