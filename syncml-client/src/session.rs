@@ -737,8 +737,16 @@ impl ClientSession {
             }
             let mut target = Target::new(ds.server_uri.clone());
             target.filter = titles.map(|t| Box::new(t.filter(&ds.content_type, self.cfg.encoding)));
+            // A suspended session of the same mode is resumed (Alert 225, SUS-04); the
+            // server answers 200 and its sync type, or 509/508 and another sync.
+            let alert = if ds.state.suspended == Some(code) && ds.state.last_anchor.is_some() {
+                info!(store = %ds.local_uri, mode = ?code, "resuming the suspended session");
+                AlertCode::RESUME
+            } else {
+                code.alert_code()
+            };
             cmds.push(Command::Alert(Alert {
-                data: Some(code.alert_code()),
+                data: Some(alert),
                 items: vec![Item {
                     target: Some(target),
                     source: Some(Source::new(ds.local_uri.clone())),
@@ -1165,6 +1173,10 @@ impl ClientSession {
             SentRef::Alert(i) => {
                 if code == StatusCode::REFRESH_REQUIRED {
                     info!(store = %self.ds[i].local_uri, "server requires a slow sync (508)");
+                } else if code.0 == 509 {
+                    // Our Alert 225: the server has nothing to resume and proposes a
+                    // sync of its own in its Alert (SUS-05).
+                    info!(store = %self.ds[i].local_uri, "nothing to resume (509)");
                 } else if code.is_error() {
                     warn!(store = %self.ds[i].local_uri, code = code.0, "server refused the store");
                     self.ds[i].failed = Some(code);
@@ -1726,6 +1738,7 @@ impl ClientSession {
                 last_anchor: Some(ds.next_anchor.clone()),
                 server_anchor: ds.server_next.clone(),
                 pending_maps: maps,
+                suspended: None,
             })?;
             info!(store = %ds.local_uri, ?mode, sent = ds.sent.total(), received = ds.received.total(), "store synced");
         }
@@ -1821,11 +1834,14 @@ impl ClientSession {
             }
             let mut st = ds.state.clone();
             st.pending_maps = unacked_maps(ds);
+            // Our next session of this mode asks the server to resume (SUS-04).
+            st.suspended = ds.mode.filter(|m| m.needs_anchors());
             if ds.erased {
                 // A refresh from server stopped halfway: the store holds part of the
                 // server's data, so the next sync must be a slow one.
                 st.last_anchor = None;
                 st.pending_maps.clear();
+                st.suspended = None;
             }
             store.set_sync_state(&st)?;
         }

@@ -131,6 +131,9 @@ pub struct SyncState {
     /// Maps not yet acknowledged by the server, resent at the start of the next session's
     /// package 3 (CLI-10, CLI-13).
     pub pending_maps: Vec<MapEntry>,
+    /// The mode of a session we suspended (Alert 224, e.g. a download cap) and have not
+    /// resumed: the next session of that mode asks to resume it (Alert 225, SUS-04).
+    pub suspended: Option<crate::SyncMode>,
 }
 
 /// One data class on the handset (a datastore in SyncML terms).

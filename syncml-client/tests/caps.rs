@@ -4,10 +4,11 @@
 
 mod common;
 
-use common::{card, sim, start, start_with, Handheld, Server, SUBSCRIBER};
+use common::{card, now, sim, start, start_with, Handheld, Server, SUBSCRIBER};
 use syncml_client::mem::MemorySim;
 use syncml_client::policy::TriggerConfig;
 use syncml_client::{Budget, CutShort, DataStore, Handset, SessionReport, SyncMode};
+use syncml_server::store::StoreExt;
 
 fn server(srv: &Server) -> Vec<String> {
     srv.items(SUBSCRIBER, "contacts")
@@ -232,7 +233,30 @@ fn download_byte_cap_suspends_and_the_next_session_finishes() {
     );
     assert_eq!(h.contacts.state().pending_maps.len(), got, "maps kept");
     assert_eq!(server(&srv).len(), 41);
+    assert_eq!(
+        h.contacts.state().suspended,
+        Some(SyncMode::TwoWay),
+        "the next session resumes"
+    );
+    let held = |srv: &Server| {
+        srv.store
+            .read(|tx| {
+                tx.session_load(
+                    &format!("suspended.{SUBSCRIBER}.IMEI:200000000000002"),
+                    now_ts(),
+                )
+            })
+            .expect("read")
+            .is_some()
+    };
+    assert!(held(&srv), "the server keeps the suspended session");
     finish_download(&srv, &mut h, &mut s, got);
+    assert_eq!(h.contacts.state().suspended, None);
+    assert!(!held(&srv), "Alert 225 took the suspended session back");
+}
+
+fn now_ts() -> syncml_server::store::Timestamp {
+    syncml_server::store::Timestamp::from_unix_secs(now())
 }
 
 #[test]

@@ -149,6 +149,7 @@ fn an_unknown_server_anchor_gets_508_and_a_slow_sync() {
             last_anchor: Some("L1".into()),
             server_anchor: Some("S1".into()),
             pending_maps: vec![],
+            ..SyncState::default()
         })
         .unwrap();
     store

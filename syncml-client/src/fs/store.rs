@@ -317,6 +317,12 @@ impl FsStore {
             match f.as_slice() {
                 ["last_anchor", v] => st.last_anchor = Some(unescape(v)),
                 ["server_anchor", v] => st.server_anchor = Some(unescape(v)),
+                ["suspended", v] => {
+                    st.suspended = v
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(|c| crate::SyncMode::from_alert(syncml_core::AlertCode(c)))
+                }
                 ["map", guid, luid] => st.pending_maps.push(MapEntry {
                     guid: unescape(guid),
                     luid: unescape(luid),
@@ -342,6 +348,9 @@ impl FsStore {
         }
         for m in &st.pending_maps {
             text.push_str(&format!("map\t{}\t{}\n", escape(&m.guid), escape(&m.luid)));
+        }
+        if let Some(m) = st.suspended {
+            text.push_str(&format!("suspended\t{}\n", m.alert_code().0));
         }
         write_atomic(&self.state_path, text.as_bytes())?;
         self.compact()
@@ -634,6 +643,7 @@ mod tests {
                 guid: "g\t1".into(),
                 luid: "1.vcf".into(),
             }],
+            suspended: Some(crate::SyncMode::OneWayFromServer),
         };
         s.set_sync_state(&st).unwrap();
         let mut s = open(d.path());
