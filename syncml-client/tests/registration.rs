@@ -219,3 +219,70 @@ fn fig19_a_shop_registers_without_the_terminal_password_and_the_handset_syncs() 
     terminal.register_subscriber_id(new_sub);
     assert!(srv.sync(&mut sim, &mut terminal, "chosen-at-shop"));
 }
+
+/// The same FIG. 8 flow from the command line: `syncml-handset register-server`, then a
+/// sync by the freshly registered handset.
+#[test]
+fn the_handset_cli_registers_with_the_server_then_syncs() {
+    use std::process::Command;
+    const BIN: &str = env!("CARGO_BIN_EXE_syncml-handset");
+    let srv = server();
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("h");
+    let sim = root.path().join("sim");
+    let run = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .env("SYNCML_PIN", "1234")
+            .env("SYNCML_PASSWORD", "pw-cli")
+            .output()
+            .expect("run syncml-handset");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let sim_s = sim.to_str().expect("utf-8");
+    for args in [
+        vec!["new-sim", sim_s, "--subscriber", SUB],
+        vec![
+            "init",
+            "--terminal-id",
+            "IMEI:350000000000009",
+            "--password",
+            "pw-cli",
+            "--server",
+            &srv.url,
+        ],
+        vec!["insert-sim", sim_s],
+    ] {
+        let (ok, out, err) = run(&args);
+        assert!(ok, "{args:?}: {out}{err}");
+    }
+    let (ok, _, err) = run(&["register-server", "--login", "wrong"]);
+    assert!(!ok);
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert!(!srv.terminal_on_server("IMEI:350000000000009"));
+    let (ok, out, err) = run(&[
+        "register-server",
+        "--login",
+        "web-login",
+        "--classes",
+        "contacts",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("registered with the server"), "{out}");
+    assert!(srv.terminal_on_server("IMEI:350000000000009"));
+    // The default policy also wants the terminal listed on the SIM (FIG. 11-A).
+    let (ok, out, err) = run(&["register", "--flow", "11a"]);
+    assert!(ok, "{out}{err}");
+    // Registered for contacts only: the calendar is refused (403), contacts sync.
+    let (ok, _, err) = run(&["sync", "--mode", "slow"]);
+    assert!(!ok);
+    assert!(err.contains("refused ./calendar (403)"), "{err}");
+    let (ok, out, err) = run(&["sync", "--mode", "slow", "--classes", "contacts"]);
+    assert!(ok, "sync after registration: {out}{err}");
+}

@@ -38,6 +38,9 @@ commands:
   register [--flow 10a|11a|both]
                          FIG. 10-A: the SIM's subscriber ID into the terminal;
                          FIG. 11-A: the terminal ID onto the SIM (PIN + password)
+  register-server --login LOGIN [--classes C,..]
+                         FIG. 8: PIN, password, then this terminal registered with the
+                         server's registration API (the subscriber's login password)
   sync [--mode MODE] [--classes C,..] [--wbxml|--xml] [--server URL] [--ca-cert PEM]
        [--progress]
                          MODE: two-way (default), slow, one-way-from-client,
@@ -362,6 +365,44 @@ fn run(raw: Vec<String>) -> Result<Result<(), String>, Usage> {
                 let mut h = open(&dir)?;
                 let d = h.remove_sim().map_err(|e| e.to_string())?;
                 println!("SIM {} removed", d.display());
+                Ok(())
+            })())
+        }
+        "register-server" => {
+            let pin = a.take_or_env("pin", "SYNCML_PIN");
+            let pw = a.take_or_env("password", "SYNCML_PASSWORD");
+            let login = a
+                .take_or_env("login", "SYNCML_LOGIN")
+                .ok_or_else(|| Usage("register-server needs --login (or SYNCML_LOGIN)".into()))?;
+            let classes: Vec<String> = a
+                .take("classes")
+                .map(|c| c.split(',').map(|x| x.trim().to_string()).collect())
+                .unwrap_or_default();
+            a.finish()?;
+            Ok((|| {
+                let mut h = open(&dir)?;
+                let rt = runtime()?;
+                let http = h.http_transport().map_err(|e| e.to_string())?;
+                let r = rt
+                    .block_on(h.register_with_server(
+                        &http,
+                        &login,
+                        &classes,
+                        pin.as_deref(),
+                        pw.as_deref(),
+                    ))
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "FIG. 8: terminal {} registered with the server for subscriber {} (classes: {})",
+                    r.terminal_id,
+                    r.subscriber_id,
+                    if r.classes.is_empty() {
+                        "all".to_string()
+                    } else {
+                        r.classes.join(",")
+                    }
+                );
+                println!("FIG. 10-A: subscriber ID registered in the terminal");
                 Ok(())
             })())
         }

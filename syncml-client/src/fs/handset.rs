@@ -260,6 +260,9 @@ pub enum HandsetError {
     /// The server did not accept every store.
     #[error("the server refused {0}")]
     Incomplete(String),
+    /// The server registration of FIG. 8 (S5-S6) failed.
+    #[error("server registration: {0}")]
+    ServerRegistration(crate::registration::RegistrationError),
 }
 
 /// What a completed sync did.
@@ -449,6 +452,38 @@ impl FsHandset {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// FIG. 8 with the server: the PIN, the terminal password, then the registration of
+    /// this terminal for the SIM's subscriber over the server's registration API
+    /// (authenticated with the subscriber's `login` password), which also writes the
+    /// subscriber ID into the terminal (FIG. 10-A). `classes` empty: all.
+    pub async fn register_with_server(
+        &mut self,
+        transport: &crate::HttpTransport,
+        login: &str,
+        classes: &[String],
+        pin: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<crate::registration::Registered, HandsetError> {
+        let mut sim = self.sim()?.ok_or(HandsetError::NoSim)?;
+        let mut ui = answering(pin, password);
+        let server = self.config.server_url.clone();
+        let r = crate::registration::register_handset(
+            transport,
+            &server,
+            Some(&mut sim),
+            &mut self.terminal,
+            &mut ui,
+            login,
+            classes,
+        )
+        .await
+        .map_err(HandsetError::ServerRegistration)?;
+        if let Some(e) = sim.take_error().or_else(|| self.terminal.take_error()) {
+            return Err(e.into());
+        }
+        Ok(r)
     }
 
     /// One sync session of `classes` (all configured ones when empty) in `mode` through
