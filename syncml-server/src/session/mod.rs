@@ -555,7 +555,6 @@ impl Engine {
         let mut saw_sync = false;
         let mut asked_next = false;
         let mut suspend = false;
-        let mut client_sent_devinf = false;
         for cmd in &msg.body.commands {
             if suspend && !matches!(cmd, Command::Status(_)) {
                 // SUS-06: what follows the suspend request is not executed; the client
@@ -570,13 +569,11 @@ impl Engine {
             match cmd {
                 Command::Status(_) => {}
                 Command::Put(p) => {
-                    client_sent_devinf = true;
                     self.put_devinf(tx, &subscriber, &terminal_id, &msg_ref, cmd, p, &mut reply)?
                 }
                 Command::Results(r) => {
                     if let Some(Data::DevInf(d)) = r.items.first().and_then(|i| i.data.as_ref()) {
                         store_devinf(tx, &subscriber, &terminal_id, d)?;
-                        client_sent_devinf = true;
                     }
                     reply.status(&msg_ref, cmd, StatusCode::OK);
                 }
@@ -653,29 +650,6 @@ impl Engine {
 
         if suspend {
             return self.suspend(tx, st, inc, reply, &subscriber, now);
-        }
-
-        // SRV-13: without the client's DevInf (never sent, none stored) we do not know its
-        // MaxGUIDSize, content types or SupportLargeObjs: ask for it in package 2.
-        if st.phase == Phase::Init
-            && !client_sent_devinf
-            && tx.terminal_devinf(&subscriber, &terminal_id)?.is_none()
-        {
-            let uri = if st.ver_dtd == "1.1" {
-                "./devinf11"
-            } else {
-                "./devinf12"
-            };
-            let id = reply.id();
-            reply.commands.push(Command::Get(GetPut {
-                cmd_id: id,
-                meta: Some(Meta::of_type(inc.encoding.devinf_mime_type())),
-                items: vec![Item {
-                    target: Some(Target::new(uri)),
-                    ..Item::default()
-                }],
-                ..GetPut::default()
-            }));
         }
 
         if msg.body.is_final {
@@ -2916,55 +2890,6 @@ mod tests {
         assert_eq!(after, rev, "no new revision for an unchanged item");
         let items = f.store.read(|tx| tx.items_list_live(dsk)).expect("items");
         assert_eq!(items.len(), 1, "and no duplicate");
-    }
-
-    fn gets(m: &SyncMl) -> Vec<String> {
-        m.body
-            .commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::Get(g) => g
-                    .items
-                    .first()
-                    .and_then(|i| i.target.as_ref())
-                    .map(|t| t.loc_uri.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn without_the_clients_devinf_package_2_asks_for_it_once() {
-        let mut f = Fixture::new();
-        f.new_session();
-        let r = f.send(vec![alert(201, None, "a1")], true);
-        assert_eq!(
-            gets(&r),
-            ["./devinf12"],
-            "SRV-13: Get of the client's DevInf"
-        );
-        // The client answers with Results in package 3: stored, not asked again.
-        let mut devinf = crate::datastores::server_devinf(false, "http://dev", &[]);
-        devinf.dev_id = "dev1".into();
-        devinf.support_large_objs = false;
-        let results = Command::Results(Results {
-            cmd_id: "5".into(),
-            msg_ref: "1".into(),
-            cmd_ref: "1".into(),
-            meta: Some(Meta::of_type("application/vnd.syncml-devinf+xml")),
-            target_ref: None,
-            source_ref: None,
-            items: vec![Item {
-                source: Some(Source::new("./devinf12")),
-                data: Some(Data::DevInf(Box::new(devinf))),
-                ..Item::default()
-            }],
-        });
-        f.send(vec![results, client_sync(vec![])], true);
-        f.send(vec![], true);
-        f.new_session();
-        let r = f.send(vec![alert(200, Some("a1"), "a2")], true);
-        assert!(gets(&r).is_empty(), "the stored DevInf is used");
     }
 
     #[test]
