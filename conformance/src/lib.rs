@@ -4,4 +4,5 @@
 //! drives the Debian SyncEvolution client and server); the tests live in `tests/`.
 #![deny(missing_docs)]
 
+pub mod scratch;
 pub mod syncevolution;

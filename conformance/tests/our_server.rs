@@ -82,29 +82,17 @@ fn init_tracing() {
 }
 
 /// A temporary directory, kept when `SYNCML_KEEP_TMP` is set.
-struct Scratch(Option<tempfile::TempDir>);
+struct Scratch(conformance::scratch::Scratch);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("our-server-{name}-"))
-            .tempdir()
-            .unwrap_or_else(|e| panic!("creating a temporary directory: {e}"));
-        Scratch(Some(dir))
+        Scratch(conformance::scratch::Scratch::new(&format!(
+            "our-server-{name}"
+        )))
     }
 
     fn path(&self) -> &Path {
-        self.0.as_ref().expect("present until dropped").path()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::env::var_os("SYNCML_KEEP_TMP").is_some() {
-            if let Some(d) = self.0.take() {
-                eprintln!("kept {}", d.keep().display());
-            }
-        }
+        self.0.path()
     }
 }
 

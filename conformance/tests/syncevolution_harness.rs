@@ -33,29 +33,17 @@ DTSTART:20240102T100000Z\r\nDTEND:20240102T110000Z\r\nSUMMARY:Interop meeting\r\
 END:VEVENT\r\nEND:VCALENDAR\r\n";
 
 /// A temporary directory, kept when `SYNCML_KEEP_TMP` is set.
-struct Scratch(Option<tempfile::TempDir>);
+struct Scratch(conformance::scratch::Scratch);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("syncevo-{name}-"))
-            .tempdir()
-            .unwrap_or_else(|e| panic!("creating a temporary directory: {e}"));
-        Scratch(Some(dir))
+        Scratch(conformance::scratch::Scratch::new(&format!(
+            "syncevo-{name}"
+        )))
     }
 
     fn path(&self) -> &Path {
-        self.0.as_ref().expect("present until dropped").path()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::env::var_os("SYNCML_KEEP_TMP").is_some() {
-            if let Some(d) = self.0.take() {
-                eprintln!("kept {}", d.keep().display());
-            }
-        }
+        self.0.path()
     }
 }
 
