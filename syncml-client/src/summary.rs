@@ -33,14 +33,10 @@
 //!   since the server would keep only what the client sends. [`crate::mem::MemoryStore`]
 //!   also refuses local edits of summary-only items.
 
-use syncml_core::model::{Command, Data, Filter, GetPut, Item, Meta, Results, Target};
+use syncml_core::model::{Command, Filter, GetPut, Item, Results, Target};
 use syncml_core::{Encoding, StatusCode};
 
-/// The `EMI` that marks an item as a summary; the full item's size in bytes follows.
-pub const SUMMARY_EMI_PREFIX: &str = "x-simsync-summary:";
-
-/// The query of a body `Get`'s target: `<datastore URI>?luid=<LUID>`.
-pub const LUID_QUERY: &str = "?luid=";
+pub use syncml_core::titles::{body_uri, summary_size, LUID_QUERY, SUMMARY_EMI_PREFIX};
 
 /// Titles first for one data store: the properties its summaries keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,43 +75,12 @@ impl TitlesFirst {
 
     /// The field filter for a sync Alert's `Item/Target` of a `content_type` store.
     pub fn filter(&self, content_type: &str, encoding: Encoding) -> Filter {
-        let mut text = String::new();
-        for p in &self.properties {
-            text.push_str("<Property><PropName>");
-            text.push_str(&escape(p));
-            text.push_str("</PropName></Property>");
-        }
-        Filter {
-            meta: Meta::of_type(content_type),
-            field: Some(Item {
-                meta: Some(Meta::of_type(encoding.devinf_mime_type())),
-                data: Some(Data::Text(text)),
-                ..Item::default()
-            }),
-            record: None,
-            filter_type: None,
-        }
+        syncml_core::titles::field_filter(
+            content_type,
+            &self.properties,
+            encoding.devinf_mime_type(),
+        )
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// The full size an item marked as a summary declares, if it is one.
-pub fn summary_size(item: &Item) -> Option<u64> {
-    item.meta.as_ref()?.emi.iter().find_map(|e| {
-        e.trim()
-            .strip_prefix(SUMMARY_EMI_PREFIX)
-            .and_then(|n| n.trim().parse().ok())
-    })
-}
-
-/// The target of a body `Get`: `<server datastore URI>?luid=<LUID>`.
-pub fn body_uri(server_uri: &str, luid: &str) -> String {
-    format!("{server_uri}{LUID_QUERY}{luid}")
 }
 
 /// An item's full body, as a body fetch returned it.
@@ -192,6 +157,7 @@ impl Fetch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syncml_core::model::{Data, Meta};
 
     #[test]
     fn the_summary_mark_carries_the_full_size() {

@@ -30,6 +30,7 @@ pub mod codes;
 pub mod model;
 pub mod names;
 pub mod size;
+pub mod titles;
 pub mod tree;
 pub mod wbxml;
 pub mod xml;

@@ -56,11 +56,7 @@ use syncml_core::tree::{Element, Node};
 use syncml_core::{Encoding, StatusCode};
 use tracing::{debug, info};
 
-/// The `EMI` that marks an item as a summary; the full item's size in bytes follows.
-pub const SUMMARY_EMI_PREFIX: &str = "x-simsync-summary:";
-
-/// The query of a body `Get`'s target: `<datastore URI>?luid=<LUID>`.
-pub const LUID_QUERY: &str = "?luid=";
+pub use syncml_core::titles::{body_uri, LUID_QUERY, SUMMARY_EMI_PREFIX};
 
 /// The summary properties a sync Alert's item asks for, if it carries a field filter.
 ///
@@ -195,7 +191,7 @@ fn summarise_item(item: &mut Item, ctype: &str, props: &[String]) {
     item.meta
         .get_or_insert_with(Meta::default)
         .emi
-        .push(format!("{SUMMARY_EMI_PREFIX}{full_len}"));
+        .push(syncml_core::titles::summary_emi(full_len));
 }
 
 /// True for a `Get` of an item body (`<datastore>?luid=<LUID>`), as opposed to DevInf.
@@ -273,33 +269,6 @@ fn body(
     Ok(tx
         .item_get(DatastoreKey::new(sub, def.name), &guid)?
         .filter(|i| !i.deleted))
-}
-
-/// The field filter a titles-first client puts in its sync `Alert`'s `Item/Target`:
-/// summaries of `content_type` items with the properties `props` (`Field/Item/Meta/Type`
-/// is `devinf_type`, the DevInf MIME type of the session's encoding).
-pub fn filter_for(content_type: &str, props: &[&str], devinf_type: &str) -> Filter {
-    let mut text = String::new();
-    for p in props {
-        text.push_str("<Property><PropName>");
-        text.push_str(p);
-        text.push_str("</PropName></Property>");
-    }
-    Filter {
-        meta: Meta::of_type(content_type),
-        field: Some(Item {
-            meta: Some(Meta::of_type(devinf_type)),
-            data: Some(Data::Text(text)),
-            ..Item::default()
-        }),
-        record: None,
-        filter_type: None,
-    }
-}
-
-/// The target of a body `Get` for `luid` in the datastore the client calls `ds_uri`.
-pub fn body_uri(ds_uri: &str, luid: &str) -> String {
-    format!("{ds_uri}{LUID_QUERY}{luid}")
 }
 
 #[cfg(test)]
@@ -409,7 +378,7 @@ mod tests {
 
     #[test]
     fn field_properties_are_read_from_escaped_text_and_from_markup() {
-        let f = filter_for(
+        let f = syncml_core::titles::field_filter(
             "text/x-vcard",
             &["N", "FN"],
             "application/vnd.syncml-devinf+xml",
@@ -459,7 +428,11 @@ mod engine_tests {
         let mut a = alert(201, None, next);
         if let Command::Alert(al) = &mut a {
             if let Some(t) = al.items[0].target.as_mut() {
-                t.filter = Some(Box::new(filter_for("text/vcard", &["FN"], DEVINF)));
+                t.filter = Some(Box::new(syncml_core::titles::field_filter(
+                    "text/vcard",
+                    &["FN"],
+                    DEVINF,
+                )));
             }
         }
         a
