@@ -1268,12 +1268,7 @@ impl Engine {
             reply.status(msg_ref, cmd, StatusCode::NOT_FOUND);
             return Ok(());
         };
-        if !terminal.classes.is_empty()
-            && !terminal
-                .classes
-                .iter()
-                .any(|c| c == def.name || (def.name == "rights" && c == "apps"))
-        {
+        if !may_sync(terminal, def.name) {
             info!(datastore = def.name, terminal = %terminal.terminal_id, "datastore outside the terminal's classes");
             tx.audit_append(&AuditEvent {
                 at: now,
@@ -2221,6 +2216,16 @@ fn changed_elsewhere<'c>(
         *cache = Some(set);
     }
     Ok(cache.get_or_insert_with(Default::default))
+}
+
+/// Whether `terminal` may sync datastore `name`: it is among the terminal's data classes
+/// (none listed: all), rights data following application data (para. 0033).
+fn may_sync(terminal: &Terminal, name: &str) -> bool {
+    terminal.classes.is_empty()
+        || terminal
+            .classes
+            .iter()
+            .any(|c| c == name || (name == "rights" && c == "apps"))
 }
 
 /// Whether a client-supplied LUID or GUID can be stored (non-empty, at most

@@ -254,12 +254,7 @@ fn body(
     let Some(def) = datastores::resolve(ds_uri) else {
         return Ok(None);
     };
-    let allowed = terminal.classes.is_empty()
-        || terminal
-            .classes
-            .iter()
-            .any(|c| c == def.name || (def.name == "rights" && c == "apps"));
-    if !allowed || luid.is_empty() {
+    if !super::may_sync(terminal, def.name) || luid.is_empty() {
         return Ok(None);
     }
     let (sub, term) = (&terminal.subscriber_id, &terminal.terminal_id);
