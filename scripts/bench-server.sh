@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The server load figures of BENCHMARKS.md: one run of `syncml-load` on a freshly
+# provisioned database (1,000 subscribers, 1,000 terminals, two-way sessions of 10 changes).
+#
+#   scripts/bench-server.sh sqlite C            # SQLite, one node, concurrency C
+#   scripts/bench-server.sh pg C NODES [--hop]  # PostgreSQL on $PG_URL (default: a
+#                                               # throwaway cluster started here), NODES nodes
+#
+# Build first: cargo build --release -p syncml-server -p syncml-examples
+# PG_SYNC_COMMIT=off starts the throwaway cluster with synchronous_commit=off.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=target/release
+kind=${1:?sqlite or pg}; C=${2:?concurrency}; N=${3:-1}; HOP=${4:-}
+work=$(mktemp -d /tmp/bench-server.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [[ -n ${PGBIN:-} && -d $work/pg ]]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" stop -m fast >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+load=(--subscribers 1000 --terminals 1000 --mode two-way --items 10)
+urls=()
+if [[ $kind == sqlite ]]; then
+    $B/syncml-load --data "$work/data" "${load[@]}" --provision-only >/dev/null
+    $B/syncml-server --data "$work/data" serve --listen 127.0.0.1:18089 >"$work/node1.log" 2>&1 &
+    pids+=($!); urls+=(--url http://127.0.0.1:18089/sync)
+else
+    if [[ -z ${PG_URL:-} ]]; then
+        PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+        chown postgres "$work"
+        runuser -u postgres -- "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg.log" -o \
+            "-p 54329 -k $work -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=512MB -c synchronous_commit=${PG_SYNC_COMMIT:-on}" \
+            start >/dev/null
+        runuser -u postgres -- "$PGBIN/createdb" -h 127.0.0.1 -p 54329 syncml
+        PG_URL=postgres://postgres@127.0.0.1:54329/syncml
+    fi
+    $B/syncml-load --db "$PG_URL" "${load[@]}" --provision-only >/dev/null
+    for i in $(seq 1 "$N"); do
+        $B/syncml-server --db "$PG_URL" serve --listen 127.0.0.1:1809$i >"$work/node$i.log" 2>&1 &
+        pids+=($!); urls+=(--url http://127.0.0.1:1809$i/sync)
+    done
+fi
+sleep 1.5
+$B/syncml-load "${urls[@]}" $HOP "${load[@]}" --concurrency "$C" --duration 20 --warmup \
+    --verify --server-pid "${pids[0]}" --quiet | grep -v '^diverged'
+for p in "${pids[@]}"; do ps -o rss=,time= -p "$p" | sed "s/^/node $p rss KiB, cpu time: /"; done
