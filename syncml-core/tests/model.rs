@@ -981,6 +981,23 @@ fn mixed_character_data_is_merged() {
     assert_eq!(data("<Data>a&amp;b</Data>"), Data::Text("a&b".into()));
 }
 
+/// Found by the `message_roundtrip` fuzz target: text next to an opaque part holding a
+/// NUL byte used to merge into `Data::Text`, which WBXML can only write as OPAQUE, so it
+/// came back as `Data::Binary`.
+#[test]
+fn character_data_with_nul_is_binary_and_survives_wbxml() {
+    let el = Element {
+        ns: Namespace::SyncMl,
+        name: "Data".into(),
+        children: vec![Node::Text("BEGIN:".into()), Node::Opaque(b"x\0y".to_vec())],
+    };
+    let d = Data::from_element(el);
+    assert_eq!(d, Data::Binary(b"BEGIN:x\0y".to_vec()));
+    let mut b = TreeBuilder::new();
+    d.write(&mut b);
+    assert_eq!(Data::from_element(b.finish().expect("balanced")), d);
+}
+
 #[test]
 fn data_variants_round_trip_and_measure() {
     for d in [

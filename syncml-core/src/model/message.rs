@@ -616,7 +616,9 @@ impl Data {
     /// Mixed character data is merged: only text gives [`Data::Text`]; opaque parts
     /// (possibly surrounded by whitespace-only text, which is dropped) give
     /// [`Data::Binary`]; text mixed with UTF-8 opaque parts gives their concatenation
-    /// as text. Character data next to child elements is dropped.
+    /// as text. Character data containing NUL is always [`Data::Binary`] (WBXML can
+    /// carry NUL only as `OPAQUE`, so as text it would not survive a round trip).
+    /// Character data next to child elements is dropped.
     pub fn from_element(el: Element) -> Data {
         if el.children.iter().any(|n| matches!(n, Node::Element(_))) {
             let mut els: Vec<Element> = into_elements(el).collect();
@@ -642,6 +644,7 @@ impl Data {
         if children.len() <= 1 {
             return match children.pop() {
                 Some(Node::Opaque(b)) => Data::Binary(b),
+                Some(Node::Text(t)) if t.contains('\0') => Data::Binary(t.into_bytes()),
                 Some(Node::Text(t)) => Data::Text(t),
                 Some(Node::Element(_)) | None => Data::Text(String::new()),
             };
@@ -657,6 +660,9 @@ impl Data {
                     s.push_str(&t);
                 }
             }
+            if s.contains('\0') {
+                return Data::Binary(s.into_bytes());
+            }
             return Data::Text(s);
         }
         let mut bytes = Vec::new();
@@ -670,8 +676,11 @@ impl Data {
         if text_is_blank {
             return Data::Binary(bytes);
         }
+        // Text never holds NUL: WBXML can only carry it as OPAQUE, which reads back as
+        // bytes, so such data is bytes from the start.
         match String::from_utf8(bytes) {
-            Ok(s) => Data::Text(s),
+            Ok(s) if !s.contains('\0') => Data::Text(s),
+            Ok(s) => Data::Binary(s.into_bytes()),
             Err(e) => Data::Binary(e.into_bytes()),
         }
     }
