@@ -1669,3 +1669,40 @@ proptest! {
         prop_assert_eq!(n, t);
     }
 }
+
+/// WBX: DevInf token 0x1C is `Size` in DevInf 1.0/1.1 and `MaxSize` in 1.2; only the
+/// document's public ID tells them apart. Found by the `message_roundtrip` fuzz target:
+/// a DevInf whose `VerDTD` is unknown (here `2.1`) but which uses `Size` was written
+/// with the 1.2 public ID and read back as `MaxSize`.
+#[test]
+fn token_0x1c_reads_back_under_the_name_it_was_written_with() {
+    use syncml_core::wbxml::{decode_document, encode_element, EncodeError, EncodeOptions};
+    for (ver, name) in [
+        ("2.1", "Size"),
+        ("1.2", "Size"),
+        ("1.1", "MaxSize"),
+        ("1.1", "Size"),
+        ("1.2", "MaxSize"),
+    ] {
+        let tree = with(dev("DevInf"), vec![text("VerDTD", ver), text(name, "42")]);
+        let bytes = encode_element(&tree, EncodeOptions::default()).expect("encodes");
+        let back = decode_document(&bytes).expect("decodes").root;
+        assert_eq!(
+            names(&back),
+            vec!["VerDTD".to_string(), name.to_string()],
+            "{ver} {name}"
+        );
+    }
+    let both = with(
+        dev("DevInf"),
+        vec![
+            text("VerDTD", "1.2"),
+            text("Size", "1"),
+            text("MaxSize", "2"),
+        ],
+    );
+    assert!(matches!(
+        encode_element(&both, EncodeOptions::default()),
+        Err(EncodeError::SizeNamesMixed)
+    ));
+}

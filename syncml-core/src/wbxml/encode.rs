@@ -25,6 +25,10 @@ pub enum EncodeError {
     /// Events did not form one well-nested element.
     #[error("unbalanced element events")]
     Unbalanced,
+    /// A DevInf document using both `Size` (DevInf 1.0/1.1) and `MaxSize` (DevInf 1.2):
+    /// both are token 0x1C, told apart only by the document's public ID.
+    #[error("a DevInf document cannot hold both <Size> and <MaxSize> in WBXML")]
+    SizeNamesMixed,
 }
 
 /// Options of the WBXML encoder.
@@ -62,6 +66,9 @@ struct DocState {
     /// `VerDTD` of a nested DevInf, read as it is written, to pick its public ID.
     devinf_ver: Option<String>,
     in_ver_dtd: bool,
+    /// Which name of DevInf token 0x1C (`Size` or `MaxSize`) the document used: it
+    /// decides the public ID, since only that tells the two apart.
+    size_name: Option<&'static str>,
 }
 
 impl DocState {
@@ -74,6 +81,7 @@ impl DocState {
             devinf,
             devinf_ver: None,
             in_ver_dtd: false,
+            size_name: None,
         }
     }
 
@@ -169,12 +177,37 @@ pub(crate) fn syncml_public_id(version: SyncMlVersion) -> u32 {
     }
 }
 
-fn devinf_public_id(ver_dtd: Option<&str>) -> u32 {
-    match ver_dtd.map(str::trim) {
+/// The public ID of a DevInf document: the one of its `VerDTD`, unless the name it used
+/// for token 0x1C belongs to another version (then that version's, so the element reads
+/// back under the same name).
+fn devinf_public_id(ver_dtd: Option<&str>, size_name: Option<&str>) -> u32 {
+    let by_ver = match ver_dtd.map(str::trim) {
         Some("1.0") => PUBLIC_ID_DEVINF_1_0,
         Some("1.1") => PUBLIC_ID_DEVINF_1_1,
         _ => PUBLIC_ID_DEVINF_1_2,
+    };
+    match (size_name, by_ver) {
+        (Some("Size"), PUBLIC_ID_DEVINF_1_2) => PUBLIC_ID_DEVINF_1_1,
+        (Some("MaxSize"), PUBLIC_ID_DEVINF_1_0 | PUBLIC_ID_DEVINF_1_1) => PUBLIC_ID_DEVINF_1_2,
+        _ => by_ver,
     }
+}
+
+/// Which of `Size`/`MaxSize` a DevInf tree uses (an error when it uses both).
+fn size_name_in(el: &Element) -> Result<Option<&'static str>, EncodeError> {
+    let mut found = match el.name.as_ref() {
+        "Size" => Some("Size"),
+        "MaxSize" => Some("MaxSize"),
+        _ => None,
+    };
+    for c in el.elements() {
+        match (found, size_name_in(c)?) {
+            (Some(a), Some(b)) if a != b => return Err(EncodeError::SizeNamesMixed),
+            (None, b) => found = b,
+            _ => {}
+        }
+    }
+    Ok(found)
 }
 
 impl Sink for Encoder {
@@ -232,6 +265,15 @@ impl Sink for Encoder {
                 doc.pending = Some(pt);
                 doc.depth += 1;
                 doc.in_ver_dtd = doc.devinf && name == "VerDTD" && doc.depth == 2;
+                if doc.devinf && (name == "Size" || name == "MaxSize") {
+                    let this = if name == "Size" { "Size" } else { "MaxSize" };
+                    match doc.size_name {
+                        Some(other) if other != this => {
+                            self.fail(EncodeError::SizeNamesMixed);
+                        }
+                        _ => doc.size_name = Some(this),
+                    }
+                }
             }
             None => self.fail(EncodeError::UnknownElement {
                 name: name.to_string(),
@@ -299,7 +341,7 @@ impl Sink for Encoder {
         if nested_done {
             if self.docs.len() > 1 {
                 if let Some(inner) = self.docs.pop() {
-                    let pid = devinf_public_id(inner.devinf_ver.as_deref());
+                    let pid = devinf_public_id(inner.devinf_ver.as_deref(), inner.size_name);
                     let bytes = with_header(version, pid, &inner.body);
                     self.opaque(&bytes);
                 }
@@ -320,7 +362,7 @@ pub fn encode_element(root: &Element, opts: EncodeOptions) -> Result<Vec<u8>, En
         .or_else(|| root.child("VerDTD"))
         .and_then(|v| v.text().map(|t| t.trim().to_string()));
     let public_id = match root.ns {
-        Namespace::DevInf => devinf_public_id(ver.as_deref()),
+        Namespace::DevInf => devinf_public_id(ver.as_deref(), size_name_in(root)?),
         _ => syncml_public_id(
             ver.as_deref()
                 .and_then(SyncMlVersion::from_ver_dtd)
