@@ -45,7 +45,7 @@ use crate::store::{
     AuditEvent, ChangeKind, DatastoreKey, LockoutKey, MapEntry, NewItem, SessionRecord, StoreError,
     SyncKey, SyncState, Terminal, Timestamp, Tx,
 };
-use state::{DsState, PendingLob, Phase, SessionState};
+use state::{DsState, PendingLob, Phase, SentItem, SessionState};
 use syncml_core::auth;
 use syncml_core::model::{
     Alert, Anchor, Chal, Command, Data, Delete, GetPut, Item, ItemCommand, Meta, Results, Source,
@@ -552,6 +552,7 @@ impl Engine {
             }
         };
 
+        note_delivered(&mut st, msg);
         let mut saw_sync = false;
         let mut asked_next = false;
         let mut suspend = false;
@@ -786,6 +787,8 @@ impl Engine {
             kept.chunk_sent = None;
             kept.last_client_msg_id = None;
             kept.last_reply = None;
+            kept.pkg4_items.clear();
+            kept.in_flight.clear();
             let key = suspend_key(subscriber, &st.terminal);
             kept.key = key.clone();
             let state = serde_json::to_vec(&kept)
@@ -1374,6 +1377,7 @@ impl Engine {
             written: Vec::new(),
             sent_changes: 0,
             summary,
+            delivered: Default::default(),
         };
         st.stores.retain(|s| s.name != def.name);
         let server_last = ds.server_last.clone();
@@ -1835,11 +1839,7 @@ impl Engine {
             None => true,
         };
         let mut syncs = Vec::new();
-        let mut next_id = 1000u32;
-        let mut id = || {
-            next_id += 1;
-            next_id.to_string()
-        };
+        let mut ids = BuildIds::default();
         for ds in st.stores.iter_mut() {
             let dsk = DatastoreKey::new(&sub, &ds.name);
             let sk = SyncKey::new(&sub, &term, &ds.name);
@@ -1869,9 +1869,11 @@ impl Engine {
                     .collect();
                 if matches!(ds.alert, 201 | 205) {
                     for it in tx.items_list_live(dsk)? {
-                        if !mapped.contains_key(&it.guid) {
+                        if !mapped.contains_key(&it.guid)
+                            && ds.delivered.get(&it.guid) != Some(&it.revision)
+                        {
                             cmds.push(add_cmd(
-                                id(),
+                                ids.item(&ds.name, &it.guid, it.revision),
                                 inc.encoding,
                                 &it.guid,
                                 &it.content_type,
@@ -1881,11 +1883,16 @@ impl Engine {
                     }
                 } else {
                     for ch in tx.changes_since(dsk, ds.acked_before, Some(&term), None)? {
+                        if ds.delivered.get(&ch.guid) == Some(&ch.revision) {
+                            // Acknowledged in the session this one resumes.
+                            continue;
+                        }
+                        let cid = ids.item(&ds.name, &ch.guid, ch.revision);
                         let luid = mapped.get(&ch.guid);
                         match (ch.kind, luid) {
                             (ChangeKind::Upsert, Some(l)) => {
                                 cmds.push(Command::Replace(ItemCommand {
-                                    cmd_id: id(),
+                                    cmd_id: cid,
                                     meta: Some(Meta::of_type(ch.content_type.clone())),
                                     items: vec![data_item(
                                         Some(l.clone()),
@@ -1897,14 +1904,14 @@ impl Engine {
                                 }))
                             }
                             (ChangeKind::Upsert, None) => cmds.push(add_cmd(
-                                id(),
+                                cid,
                                 inc.encoding,
                                 &ch.guid,
                                 &ch.content_type,
                                 ch.data,
                             )),
                             (ChangeKind::Delete, Some(l)) => cmds.push(Command::Delete(Delete {
-                                cmd_id: id(),
+                                cmd_id: cid,
                                 items: vec![Item {
                                     target: Some(Target::new(l.clone())),
                                     ..Item::default()
@@ -1920,7 +1927,7 @@ impl Engine {
                 summary::summarise(&mut cmds, props);
             }
             let mut shell = Sync {
-                cmd_id: id(),
+                cmd_id: ids.plain(),
                 target: Some(Target::new(ds.client_uri.clone())),
                 source: Some(Source::new(ds.server_uri.clone())),
                 number_of_changes: Some(cmds.len() as u32),
@@ -1943,6 +1950,7 @@ impl Engine {
             shell.commands = cmds;
             syncs.push(Command::Sync(shell));
         }
+        st.pkg4_items = ids.items;
         st.phase = Phase::ServerSync;
         let syncs = self.chunk_large_items(st, inc, reply, syncs);
         self.send_pkg4(st, inc, reply, syncs)
@@ -2043,8 +2051,34 @@ impl Engine {
                 StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}"))
             })?;
         st.chunk_sent = None;
+        let msg_id = st.next_msg_id.to_string();
         for mut c in first {
+            let built: Vec<(String, bool)> = match &c {
+                Command::Sync(sync) => sync
+                    .commands
+                    .iter()
+                    .map(|x| {
+                        let chunk = x.items().first().is_some_and(|i| i.more_data);
+                        (x.cmd_id().to_string(), chunk)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             renumber(&mut c, reply);
+            if let Command::Sync(sync) = &c {
+                for ((was, chunk), now) in built.iter().zip(&sync.commands) {
+                    // A chunk with more to follow is not the item yet: its last chunk is.
+                    let item = if *chunk {
+                        st.pkg4_items.get(was).cloned()
+                    } else {
+                        st.pkg4_items.remove(was)
+                    };
+                    if let Some(item) = item {
+                        st.in_flight
+                            .push((msg_id.clone(), now.cmd_id().to_string(), item));
+                    }
+                }
+            }
             if let Command::Sync(sync) = &c {
                 // A chunk with more to follow ends this message (LOB-11): remember it
                 // to read the client's status for it.
@@ -2059,6 +2093,7 @@ impl Engine {
         }
         if rest.is_empty() {
             st.pending_pkg4 = None;
+            st.pkg4_items.clear();
             st.phase = Phase::Map;
             Ok(true)
         } else {
@@ -2116,6 +2151,56 @@ enum LobStep {
     Complete(Item),
     /// A chunk was buffered (213) or refused (411, 416, 424): its status is in the reply.
     Handled,
+}
+
+/// CmdIDs of package 4 as it is built (renumbered when sent), and the item each
+/// command sends.
+#[derive(Default)]
+struct BuildIds {
+    next: u32,
+    items: std::collections::BTreeMap<String, SentItem>,
+}
+
+impl BuildIds {
+    fn plain(&mut self) -> String {
+        self.next += 1;
+        (1000 + self.next).to_string()
+    }
+
+    fn item(&mut self, datastore: &str, guid: &str, revision: i64) -> String {
+        let id = self.plain();
+        let item = SentItem {
+            datastore: datastore.to_string(),
+            guid: guid.to_string(),
+            revision,
+        };
+        self.items.insert(id.clone(), item);
+        id
+    }
+}
+
+/// Reads the client's statuses for the package-4 commands of our previous message: an
+/// item it took (or already had) is delivered, and a resumed session does not send it
+/// again. Statuses that do not come in the next message are not waited for.
+fn note_delivered(st: &mut SessionState, msg: &SyncMl) {
+    if st.in_flight.is_empty() {
+        return;
+    }
+    let flight = std::mem::take(&mut st.in_flight);
+    for c in &msg.body.commands {
+        let Command::Status(s) = c else { continue };
+        let took = (s.data.is_success() && s.data != StatusCode::CHUNKED_ITEM_ACCEPTED)
+            || s.data == StatusCode::ALREADY_EXISTS;
+        if !took {
+            continue;
+        }
+        let (m, id) = (s.msg_ref.trim(), s.cmd_ref.trim());
+        if let Some((_, _, item)) = flight.iter().find(|(fm, fc, _)| fm == m && fc == id) {
+            if let Some(ds) = st.store_mut(&item.datastore) {
+                ds.delivered.insert(item.guid.clone(), item.revision);
+            }
+        }
+    }
 }
 
 fn item_key(item: &Item) -> (Option<String>, Option<String>) {

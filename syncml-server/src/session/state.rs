@@ -1,6 +1,8 @@
 //! The persisted state of one DS session: everything the engine needs to take the next
 //! message of a session on any node, serialised into the store's session record.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Where the session is in the OMA DS package sequence (server view).
@@ -50,6 +52,12 @@ pub struct DsState {
     /// 4's Adds and Replaces carry only these (see [`super::summary`]).
     #[serde(default)]
     pub summary: Option<Vec<String>>,
+    /// Package-4 items the client acknowledged in this session (GUID → revision). A
+    /// suspended session keeps them, so the session that resumes it (Alert 225) sends
+    /// only what the client does not hold yet: downloads cut short by a transfer cap
+    /// progress from one session to the next instead of starting over.
+    #[serde(default)]
+    pub delivered: BTreeMap<String, i64>,
 }
 
 /// The whole session.
@@ -102,6 +110,25 @@ pub struct SessionState {
     /// suspend key, only to be resumed (Alert 225) by a later session of the terminal.
     #[serde(default)]
     pub suspended: bool,
+    /// What each package-4 command not yet sent carries: its CmdID as built → the item
+    /// it sends.
+    #[serde(default)]
+    pub pkg4_items: BTreeMap<String, SentItem>,
+    /// Package-4 commands of our latest message, awaiting the client's statuses:
+    /// (MsgID, CmdID) as sent → the item.
+    #[serde(default)]
+    pub in_flight: Vec<(String, String, SentItem)>,
+}
+
+/// The item a package-4 command sends: a revision of one GUID of one datastore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentItem {
+    /// Our canonical datastore name.
+    pub datastore: String,
+    /// The item's GUID.
+    pub guid: String,
+    /// The revision sent (an upsert or a tombstone).
+    pub revision: i64,
 }
 
 /// An incoming chunked object (LOB items), kept between messages.
