@@ -11,11 +11,14 @@
 //!   the last one (sent with `Final`); the changes of the messages not sent stay pending.
 //! - **download bytes** and **time** while package 4 comes in over several messages: the
 //!   session is suspended (`Alert 224`, SUS-01/02) at the next message boundary. Anchors
-//!   do not move; the maps of the items applied so far are kept and sent first next time,
-//!   so those items come back as replaces, never as duplicates; local changes the server
-//!   already acknowledged are cleared. The next session downloads everything that was not
-//!   acknowledged, so a download cap smaller than what the server holds for the handset
-//!   only completes with a larger (or no) cap, for example at the next SIM insertion.
+//!   do not move; the maps of the items applied so far are kept and sent first next time;
+//!   local changes the server already acknowledged are cleared. The next session resumes
+//!   (`Alert 225`) and our server sends only what the client has not acknowledged (it
+//!   keeps each acknowledged GUID and revision with the suspended session), so equally
+//!   capped sessions move the download on until it is complete (test
+//!   `equally_capped_sessions_progress_until_the_download_is_complete`). A server that
+//!   rebuilds package 4 from scratch on resume sends the applied items again, as
+//!   replaces of the same items (their maps went first), never as duplicates.
 //!
 //! Bytes are item payload bytes (the `Data` of `Add`/`Replace`), not message bytes; a
 //! delete carries none. A download cap is checked after each server message, so the
