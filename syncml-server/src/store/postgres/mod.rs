@@ -47,12 +47,24 @@
 //!
 //! Every [`Store::run`] is one database transaction on one pooled connection:
 //!
-//! * **Write** transactions run at `SERIALIZABLE`. That is what gives them the meaning they have
-//!   on SQLite, where writers are serialised outright: whatever a closure reads (a terminal's
-//!   changes, its map, a lockout counter) is still true when it commits, also with several
-//!   nodes. Revision counters are taken with `UPDATE datastore ... RETURNING` (a row lock held
-//!   to commit), and the unique index on (subscriber, datastore, revision) backs it up, so two
-//!   nodes never hand out the same revision.
+//! * **Write** transactions run at `REPEATABLE READ` with row locks where the engine needs
+//!   writers serialised, which gives them the meaning they have on SQLite (writers serialised
+//!   outright) where it matters, also with several nodes:
+//!   - every writer of a datastore updates its row (`UPDATE datastore ... RETURNING` takes the
+//!     revision counter; the row lock is held to commit, and the unique index on
+//!     (subscriber, datastore, revision) backs it up), so two writers of one datastore are
+//!     serialised and never hand out the same revision; what the second one read (an item's
+//!     revision for conflict detection, a map) is re-read when it runs again;
+//!   - rows updated by two transactions (an item, a session, a lockout counter, a nonce)
+//!     make the later one fail with a serialization failure and run again on the new state;
+//!   - [`Tx::sessions_for_terminal`] locks the terminal's row, so two sessions of one
+//!     terminal starting at once on two nodes do not both survive.
+//!   A pure reader in a write transaction (package 4 of a terminal that sends no changes)
+//!   works on one consistent snapshot and records the revision of that snapshot as its mark.
+//!   `SERIALIZABLE` was used before and gave the same results, but its predicate locks on
+//!   the shared `session` and `audit` indexes made transactions of unrelated subscribers
+//!   abort each other under load (1,000 concurrent sessions: most failed after 20 attempts;
+//!   see BENCHMARKS.md).
 //! * **Read** transactions run at `REPEATABLE READ READ ONLY`: one consistent snapshot, never
 //!   blocked by writers, writes refused (as on SQLite). A read-only snapshot is not checked by
 //!   the serializable machinery (PostgreSQL's "read-only anomaly" is possible in principle);
@@ -329,7 +341,7 @@ impl PgStore {
         };
         let begin = match mode {
             TxMode::Write => format!(
-                "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL lock_timeout = {}; \
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = {}; \
                  SET LOCAL idle_in_transaction_session_timeout = {}",
                 self.config.lock_timeout.as_millis().max(1),
                 self.config.idle_in_transaction_timeout.as_millis().max(1)

@@ -177,7 +177,7 @@ impl<'a> PgTx<'a> {
         )?;
         if row.is_none() {
             // First write to this datastore. ON CONFLICT covers a concurrent first write
-            // (under SERIALIZABLE it becomes a serialization failure and a re-run).
+            // (at REPEATABLE READ it becomes a serialization failure and a re-run).
             row = self.query_opt(
                 "INSERT INTO datastore (subscriber_id, name, revision, guid_seq)
                  SELECT s.id, $2::text, $3::bigint, $4::bigint FROM subscriber s
@@ -959,7 +959,9 @@ impl Tx for PgTx<'_> {
             .map(|(n, _)| n)
             .sum();
         if written != items.len() as u64 {
-            // Cannot happen after the existence check under SERIALIZABLE. Never let half a
+            // Cannot happen after the existence check: the datastore row's lock (taken by
+            // `reserve`) serialises writers, and one whose snapshot predates another's
+            // commit fails there and runs again. Never let half a
             // batch commit, even if the caller ignores this error.
             let error = StoreError::Backend(format!(
                 "{written} of {} item writes took effect",
@@ -1524,6 +1526,14 @@ impl Tx for PgTx<'_> {
         if nul(&[subscriber, terminal]) {
             return Ok(Vec::new());
         }
+        // Whoever looks at a terminal's sessions to supersede them holds the terminal's
+        // row lock to the end of the transaction: two first messages of one terminal on
+        // two nodes are serialised here (at REPEATABLE READ neither would see the other's
+        // new session otherwise).
+        self.query(
+            "SELECT 1 FROM terminal WHERE subscriber_id = $1 AND terminal_id = $2 FOR UPDATE",
+            &[&subscriber, &terminal],
+        )?;
         self.query(
             "SELECT key FROM session
              WHERE subscriber_id = $1 AND terminal_id = $2 AND expires_at > $3
