@@ -296,3 +296,32 @@ fn streaming_xml_to_wbxml_equals_the_tree_path() {
     }
     assert!(n >= 60, "only {n} documents compared");
 }
+
+/// WBX: an `ENTITY` stands for an XML character reference, and `&#0;` is not one. Found
+/// by the `message_roundtrip` fuzz target: NUL in element text could only be written
+/// back as OPAQUE and read back as bytes.
+#[test]
+fn entity_nul_is_refused() {
+    // <SyncML><VerDTD>1&#0;</VerDTD></SyncML> in SyncML 1.2 (public ID 0x1201).
+    let doc = [
+        0x02, 0xA4, 0x01, 0x6A, 0x00, 0x6D, 0x71, 0x03, b'1', 0x00, 0x02, 0x00, 0x01, 0x01,
+    ];
+    let err = decode(&doc).expect_err("NUL entity");
+    assert!(err.to_string().contains("entity 0x0"), "{err}");
+    let ok = [
+        0x02, 0xA4, 0x01, 0x6A, 0x00, 0x6D, 0x71, 0x03, b'1', 0x00, 0x02, 0x41, 0x01, 0x01,
+    ];
+    let tree = syncml_core::wbxml::decode_document(&ok)
+        .expect("ENTITY A")
+        .root;
+    let ver = tree.child("VerDTD").expect("VerDTD");
+    let text: String = ver
+        .children
+        .iter()
+        .filter_map(|n| match n {
+            syncml_core::tree::Node::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "1A");
+}

@@ -101,8 +101,8 @@ pub enum DecodeError {
         /// Offset of the string.
         at: usize,
     },
-    /// An `ENTITY` whose value is not a Unicode scalar value.
-    #[error("byte {at}: entity {code:#X} is not a Unicode character")]
+    /// An `ENTITY` whose value is not a Unicode scalar value, or is NUL.
+    #[error("byte {at}: entity {code:#X} is not a character XML allows")]
     InvalidEntity {
         /// Offset of the entity.
         at: usize,
@@ -474,7 +474,11 @@ impl<'a> Decoder<'a, '_> {
                 }
                 0x02 => {
                     let code = self.mb("an entity code")?;
-                    let c = char::from_u32(code).ok_or(DecodeError::InvalidEntity { at, code })?;
+                    // NUL is no XML character (`&#0;` is not well-formed), and text
+                    // holding it could not be written back as text.
+                    let c = char::from_u32(code)
+                        .filter(|&c| c != '\0')
+                        .ok_or(DecodeError::InvalidEntity { at, code })?;
                     Self::need_open(b, at, "ENTITY outside the root")?;
                     let mut buf = [0u8; 4];
                     b.text(c.encode_utf8(&mut buf));

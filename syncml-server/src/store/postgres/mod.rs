@@ -59,6 +59,7 @@
 //!     make the later one fail with a serialization failure and run again on the new state;
 //!   - [`Tx::sessions_for_terminal`] locks the terminal's row, so two sessions of one
 //!     terminal starting at once on two nodes do not both survive.
+//!
 //!   A pure reader in a write transaction (package 4 of a terminal that sends no changes)
 //!   works on one consistent snapshot and records the revision of that snapshot as its mark.
 //!   `SERIALIZABLE` was used before and gave the same results, but its predicate locks on
