@@ -37,6 +37,7 @@
 //! its MaxObjSize or its DevInf lacks SupportLargeObjs (then they are not sent, with a
 //! warning); a client status other than 213 for a chunk ends that object.
 
+mod outbound;
 pub mod state;
 pub mod summary;
 
@@ -1827,13 +1828,15 @@ impl Engine {
         let limit = msg_limit(st);
         let empty = self.lob_template(st, inc, reply);
         let max_obj = st.client_max_obj_size;
-        let large_ok = match tx.terminal_devinf(&sub, &term)? {
+        // Its DevInf, read once: SupportLargeObjs, and the content types each data store
+        // receives (items in another format are converted, see `outbound`).
+        let devinf = match tx.terminal_devinf(&sub, &term)? {
             Some(bytes) => syncml_core::xml::decode_document(&bytes)
                 .ok()
-                .and_then(|d| syncml_core::model::DevInf::from_element(d.root).ok())
-                .is_none_or(|d| d.support_large_objs),
-            None => true,
+                .and_then(|d| syncml_core::model::DevInf::from_element(d.root).ok()),
+            None => None,
         };
+        let large_ok = devinf.as_ref().is_none_or(|d| d.support_large_objs);
         let mut syncs = Vec::new();
         let mut next_id = 1000u32;
         let mut id = || {
@@ -1860,6 +1863,7 @@ impl Engine {
                 ds.snapshot_rev = Some(tx.datastore_revision(dsk)?);
             }
             let mut cmds: Vec<Command> = Vec::new();
+            let mut out = outbound::Outbound::new(devinf.as_ref(), &ds.client_uri, &ds.name);
             let want_changes = matches!(ds.alert, 200 | 201 | 204 | 205);
             if want_changes {
                 let mapped: std::collections::HashMap<String, String> = tx
@@ -1870,39 +1874,34 @@ impl Engine {
                 if matches!(ds.alert, 201 | 205) {
                     for it in tx.items_list_live(dsk)? {
                         if !mapped.contains_key(&it.guid) {
-                            cmds.push(add_cmd(
-                                id(),
-                                inc.encoding,
-                                &it.guid,
-                                &it.content_type,
-                                it.data,
-                            ));
+                            let (ctype, data) = out.prepare(&it.guid, &it.content_type, it.data);
+                            cmds.push(add_cmd(id(), inc.encoding, &it.guid, &ctype, data));
                         }
                     }
                 } else {
                     for ch in tx.changes_since(dsk, ds.acked_before, Some(&term), None)? {
                         let luid = mapped.get(&ch.guid);
+                        let (ctype, data) = match ch.kind {
+                            ChangeKind::Upsert => out.prepare(&ch.guid, &ch.content_type, ch.data),
+                            ChangeKind::Delete => (ch.content_type, ch.data),
+                        };
                         match (ch.kind, luid) {
                             (ChangeKind::Upsert, Some(l)) => {
                                 cmds.push(Command::Replace(ItemCommand {
                                     cmd_id: id(),
-                                    meta: Some(Meta::of_type(ch.content_type.clone())),
+                                    meta: Some(Meta::of_type(ctype)),
                                     items: vec![data_item(
                                         Some(l.clone()),
                                         None,
                                         inc.encoding,
-                                        ch.data,
+                                        data,
                                     )],
                                     ..ItemCommand::default()
                                 }))
                             }
-                            (ChangeKind::Upsert, None) => cmds.push(add_cmd(
-                                id(),
-                                inc.encoding,
-                                &ch.guid,
-                                &ch.content_type,
-                                ch.data,
-                            )),
+                            (ChangeKind::Upsert, None) => {
+                                cmds.push(add_cmd(id(), inc.encoding, &ch.guid, &ctype, data))
+                            }
                             (ChangeKind::Delete, Some(l)) => cmds.push(Command::Delete(Delete {
                                 cmd_id: id(),
                                 items: vec![Item {
@@ -3106,6 +3105,173 @@ mod tests {
         assert_ne!(
             content_key(event.as_bytes()),
             content_key(real_description.as_bytes())
+        );
+    }
+
+    // -----------------------------------------------------------------------------
+    // Package 4 content types follow the terminal's DevInf.
+    // -----------------------------------------------------------------------------
+
+    /// A DevInf whose `./contacts` receives `rx` (first = Rx-Pref).
+    fn contacts_devinf(rx: &[(&str, &str)]) -> syncml_core::model::DevInf {
+        use syncml_core::model::{CtTypeVer, DataStore, DevInf};
+        let ct = |(t, v): &(&str, &str)| CtTypeVer::new(*t, *v);
+        DevInf {
+            ver_dtd: "1.2".into(),
+            dev_id: "dev1".into(),
+            dev_typ: "phone".into(),
+            data_stores: vec![DataStore {
+                source_ref: "./contacts".into(),
+                rx_pref: ct(&rx[0]),
+                rx: rx[1..].iter().map(ct).collect(),
+                tx_pref: ct(&rx[0]),
+                ..DataStore::default()
+            }],
+            ..DevInf::default()
+        }
+    }
+
+    fn devinf_put(d: syncml_core::model::DevInf) -> Command {
+        Command::Put(GetPut {
+            cmd_id: "5".into(),
+            meta: Some(Meta::of_type("application/vnd.syncml-devinf+xml")),
+            items: vec![Item {
+                source: Some(Source::new("./devinf12")),
+                data: Some(Data::DevInf(Box::new(d))),
+                ..Item::default()
+            }],
+            ..GetPut::default()
+        })
+    }
+
+    /// (command name, Meta Type, data) of every Add/Replace the server sends.
+    fn server_items(m: &SyncMl) -> Vec<(&'static str, String, String)> {
+        m.body
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Sync(s) => Some(s.commands.iter()),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|c| match c {
+                Command::Add(ic) => Some(("Add", ic)),
+                Command::Replace(ic) => Some(("Replace", ic)),
+                _ => None,
+            })
+            .map(|(n, ic)| {
+                let ty = ic.meta.as_ref().and_then(|m| m.r#type.clone());
+                let data = ic
+                    .items
+                    .first()
+                    .and_then(|i| i.data.as_ref())
+                    .and_then(Data::as_bytes)
+                    .map(|b| String::from_utf8_lossy(b).into_owned());
+                (n, ty.unwrap_or_default(), data.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn package_4_converts_a_stored_vcard_30_to_the_vcard_21_the_devinf_asks_for() {
+        let mut f = Fixture::new();
+        f.seed_items(1); // vCard 3.0, text/vcard, from another terminal
+        f.new_session();
+        let put = devinf_put(contacts_devinf(&[("text/x-vcard", "2.1")]));
+        f.send(vec![put, alert(201, None, "a1")], true);
+        let r = f.send(vec![client_sync(vec![])], true);
+        let items = server_items(&r);
+        assert_eq!(items.len(), 1, "{items:?}");
+        let (cmd, ty, data) = &items[0];
+        assert_eq!((*cmd, ty.as_str()), ("Add", "text/x-vcard"));
+        assert!(data.contains("VERSION:2.1\r\n"), "{data}");
+        assert!(!data.contains("VERSION:3.0"), "{data}");
+        // Stored as written: the conversion is for the wire only.
+        use crate::store::StoreExt;
+        let stored = f
+            .store
+            .read(|tx| tx.items_list_live(DatastoreKey::new("test", "contacts")))
+            .expect("items");
+        assert_eq!(stored[0].content_type, "text/vcard");
+        assert!(String::from_utf8_lossy(&stored[0].data).contains("VERSION:3.0"));
+    }
+
+    #[test]
+    fn package_4_sends_as_stored_what_the_devinf_receives_or_without_devinf() {
+        for put in [
+            Some(devinf_put(contacts_devinf(&[
+                ("text/x-vcard", "2.1"),
+                ("text/vcard", "3.0"),
+            ]))),
+            None,
+        ] {
+            let mut f = Fixture::new();
+            f.seed_items(1);
+            f.new_session();
+            let mut first: Vec<Command> = put.into_iter().collect();
+            first.push(alert(201, None, "a1"));
+            f.send(first, true);
+            let r = f.send(vec![client_sync(vec![])], true);
+            let items = server_items(&r);
+            assert_eq!(items.len(), 1);
+            assert_eq!(items[0].1, "text/vcard");
+            assert!(items[0].2.contains("VERSION:3.0\r\n"));
+        }
+    }
+
+    #[test]
+    fn package_4_converts_replaces_too() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        f.new_session();
+        let put = devinf_put(contacts_devinf(&[("text/x-vcard", "2.1")]));
+        f.send(vec![put, alert(201, None, "a1")], true);
+        let add = Command::Add(ItemCommand {
+            cmd_id: "3".into(),
+            meta: Some(Meta::of_type("text/x-vcard")),
+            items: vec![Item {
+                source: Some(Source::new("c1")),
+                data: Some(Data::Text(
+                    "BEGIN:VCARD\r\nVERSION:2.1\r\nN:One;C\r\nEND:VCARD\r\n".into(),
+                )),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        });
+        f.send(vec![client_sync(vec![add])], true);
+        f.send(vec![], true);
+        // Another terminal rewrites the item as vCard 3.0.
+        let dsk = DatastoreKey::new("test", "contacts");
+        let guid = f.store.read(|tx| tx.items_list_live(dsk)).expect("items")[0]
+            .guid
+            .clone();
+        f.store
+            .transaction(|tx| {
+                tx.items_put(
+                    dsk,
+                    Some("other"),
+                    &[NewItem {
+                        guid: Some(guid.clone()),
+                        content_type: "text/vcard".into(),
+                        data: b"BEGIN:VCARD\r\nVERSION:3.0\r\nN:One;C\r\nFN:C One\r\n\
+NOTE:two\\nlines\r\nEND:VCARD\r\n"
+                            .to_vec(),
+                    }],
+                    Timestamp::from_unix_secs(3),
+                )
+            })
+            .expect("rewrite");
+        f.new_session();
+        f.send(vec![alert(200, Some("a1"), "a2")], true);
+        let r = f.send(vec![client_sync(vec![])], true);
+        let items = server_items(&r);
+        assert_eq!(items.len(), 1, "{items:?}");
+        let (cmd, ty, data) = &items[0];
+        assert_eq!((*cmd, ty.as_str()), ("Replace", "text/x-vcard"));
+        assert!(
+            data.contains("VERSION:2.1\r\n")
+                && data.contains("NOTE;ENCODING=QUOTED-PRINTABLE:two=0D=0Alines\r\n"),
+            "{data}"
         );
     }
 }
