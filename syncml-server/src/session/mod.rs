@@ -351,6 +351,21 @@ fn split_content_line(line: &str) -> (&str, &str) {
     (line, "")
 }
 
+/// [`content_key`] of the item in the datastore's preferred format: a handset that sends
+/// back, in its own format, what it received converted (`session::outbound`) sends what
+/// we hold. Items in a format with no conversion to the preferred one keep their key.
+fn format_key(def: &DatastoreDef, ctype: &str, data: &[u8]) -> Vec<u8> {
+    use syncml_core::content::{self, ContentType};
+    let from = ContentType::new(ctype, "");
+    let to = ContentType::new(def.preferred.0, def.preferred.1);
+    if !from.same_as(&to) && content::can_convert(&from, &to) {
+        if let Ok(c) = content::convert(data, &from, &to) {
+            return content_key(&c);
+        }
+    }
+    content_key(data)
+}
+
 fn item_bytes(item: &Item, meta: Option<&Meta>) -> Vec<u8> {
     let b64 = item
         .meta
@@ -1494,7 +1509,7 @@ impl Engine {
                 tx.map_list(sk)?.into_iter().map(|m| m.guid).collect();
             for it in tx.items_list_live(dsk)? {
                 if !mapped.contains(&it.guid) {
-                    unmatched.push((content_key(&it.data), it.guid));
+                    unmatched.push((format_key(def, &it.content_type, &it.data), it.guid));
                 }
             }
         }
@@ -1560,7 +1575,7 @@ impl Engine {
                             StatusCode::OK
                         };
                         if guid.is_none() && matches!(alert, 201 | 203) {
-                            let k = content_key(&data);
+                            let k = format_key(def, &ctype, &data);
                             if let Some(pos) = unmatched.iter().position(|(ck, _)| *ck == k) {
                                 let (_, g) = unmatched.swap_remove(pos);
                                 // Same content already on the server: map, don't duplicate.
@@ -1575,7 +1590,10 @@ impl Engine {
                         if let Some(g) = guid.clone() {
                             match tx.item_get(dsk, &g)?.filter(|i| !i.deleted) {
                                 None => guid = None,
-                                Some(cur) if content_key(&cur.data) == content_key(&data) => {
+                                Some(cur)
+                                    if format_key(def, &cur.content_type, &cur.data)
+                                        == format_key(def, &ctype, &data) =>
+                                {
                                     // The client sends what we hold already (SyncEvolution
                                     // reports an item it received one-way from the server
                                     // as an Add in its next upload): no new revision, so
@@ -3273,5 +3291,45 @@ NOTE:two\\nlines\r\nEND:VCARD\r\n"
                 && data.contains("NOTE;ENCODING=QUOTED-PRINTABLE:two=0D=0Alines\r\n"),
             "{data}"
         );
+    }
+
+    #[test]
+    fn a_slow_sync_matches_a_converted_copy_to_the_stored_original_instead_of_duplicating() {
+        use crate::store::StoreExt;
+        use syncml_core::content::{convert, ContentType};
+        let mut f = Fixture::new();
+        f.seed_items(1); // vCard 3.0
+        let dsk = DatastoreKey::new("test", "contacts");
+        let original = f.store.read(|tx| tx.items_list_live(dsk)).expect("items")[0]
+            .data
+            .clone();
+        let as21 = convert(
+            &original,
+            &ContentType::new("text/vcard", ""),
+            &ContentType::new("text/x-vcard", "2.1"),
+        )
+        .expect("convert");
+        assert!(String::from_utf8_lossy(&as21).contains("VERSION:2.1"));
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let add = Command::Add(ItemCommand {
+            cmd_id: "3".into(),
+            meta: Some(Meta::of_type("text/x-vcard")),
+            items: vec![Item {
+                source: Some(Source::new("c1")),
+                data: Some(Data::Binary(as21)),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        });
+        let r = f.send(vec![client_sync(vec![add])], true);
+        assert_eq!(
+            server_items(&r).len(),
+            0,
+            "matched, so nothing to send back"
+        );
+        let items = f.store.read(|tx| tx.items_list_live(dsk)).expect("items");
+        assert_eq!(items.len(), 1, "no duplicate");
+        assert_eq!(items[0].content_type, "text/vcard", "the original is kept");
     }
 }
