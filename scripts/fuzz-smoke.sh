@@ -9,7 +9,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
 fi
 cd fuzz
-for t in wbxml_decode xml_decode message_roundtrip; do
+for t in wbxml_decode xml_decode message_roundtrip content_convert; do
     mkdir -p "corpus/$t"
     cp -n seeds/* "corpus/$t/" 2>/dev/null || true
     echo "fuzz-smoke: $t for ${secs}s"

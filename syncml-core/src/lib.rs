@@ -27,6 +27,7 @@
 
 pub mod auth;
 pub mod codes;
+pub mod content;
 pub mod model;
 pub mod names;
 pub mod size;

@@ -12,12 +12,13 @@ pub struct DatastoreDef {
     pub aliases: &'static [&'static str],
     /// Preferred content type and version (DevInf `Rx-Pref`/`Tx-Pref`).
     ///
-    /// Items are stored as received and never converted, so this is the richest format
-    /// of the class: a client that handles several formats sends its items in the
-    /// server's preferred one, and a legacy preference makes it down-convert, which
-    /// loses data (SyncEvolution turns an iCalendar 2.0 event into vCalendar 1.0,
-    /// dropping `DTSTAMP` and inventing a `DESCRIPTION`). Legacy-only handsets find
-    /// their format in `others` (`Rx`/`Tx`).
+    /// Items are stored as received (converted only on the way out, to a format the
+    /// receiving terminal's DevInf lists; see `session::outbound`), so this is the
+    /// richest format of the class: a client that handles several formats sends its
+    /// items in the server's preferred one, and a legacy preference makes it
+    /// down-convert, which loses data (SyncEvolution turns an iCalendar 2.0 event into
+    /// vCalendar 1.0, dropping `DTSTAMP` and inventing a `DESCRIPTION`). Legacy-only
+    /// handsets find their format in `others` (`Rx`/`Tx`).
     pub preferred: (&'static str, &'static str),
     /// Other accepted content types and versions.
     pub others: &'static [(&'static str, &'static str)],

@@ -37,6 +37,7 @@
 //! its MaxObjSize or its DevInf lacks SupportLargeObjs (then they are not sent, with a
 //! warning); a client status other than 213 for a chunk ends that object.
 
+mod outbound;
 pub mod state;
 pub mod summary;
 
@@ -348,6 +349,21 @@ fn split_content_line(line: &str) -> (&str, &str) {
         }
     }
     (line, "")
+}
+
+/// [`content_key`] of the item in the datastore's preferred format: a handset that sends
+/// back, in its own format, what it received converted (`session::outbound`) sends what
+/// we hold. Items in a format with no conversion to the preferred one keep their key.
+fn format_key(def: &DatastoreDef, ctype: &str, data: &[u8]) -> Vec<u8> {
+    use syncml_core::content::{self, ContentType};
+    let from = ContentType::new(ctype, "");
+    let to = ContentType::new(def.preferred.0, def.preferred.1);
+    if !from.same_as(&to) && content::can_convert(&from, &to) {
+        if let Ok(c) = content::convert(data, &from, &to) {
+            return content_key(&c);
+        }
+    }
+    content_key(data)
 }
 
 fn item_bytes(item: &Item, meta: Option<&Meta>) -> Vec<u8> {
@@ -1497,7 +1513,7 @@ impl Engine {
                 tx.map_list(sk)?.into_iter().map(|m| m.guid).collect();
             for it in tx.items_list_live(dsk)? {
                 if !mapped.contains(&it.guid) {
-                    unmatched.push((content_key(&it.data), it.guid));
+                    unmatched.push((format_key(def, &it.content_type, &it.data), it.guid));
                 }
             }
         }
@@ -1563,7 +1579,7 @@ impl Engine {
                             StatusCode::OK
                         };
                         if guid.is_none() && matches!(alert, 201 | 203) {
-                            let k = content_key(&data);
+                            let k = format_key(def, &ctype, &data);
                             if let Some(pos) = unmatched.iter().position(|(ck, _)| *ck == k) {
                                 let (_, g) = unmatched.swap_remove(pos);
                                 // Same content already on the server: map, don't duplicate.
@@ -1578,7 +1594,10 @@ impl Engine {
                         if let Some(g) = guid.clone() {
                             match tx.item_get(dsk, &g)?.filter(|i| !i.deleted) {
                                 None => guid = None,
-                                Some(cur) if content_key(&cur.data) == content_key(&data) => {
+                                Some(cur)
+                                    if format_key(def, &cur.content_type, &cur.data)
+                                        == format_key(def, &ctype, &data) =>
+                                {
                                     // The client sends what we hold already (SyncEvolution
                                     // reports an item it received one-way from the server
                                     // as an Add in its next upload): no new revision, so
@@ -1831,13 +1850,15 @@ impl Engine {
         let limit = msg_limit(st);
         let empty = self.lob_template(st, inc, reply);
         let max_obj = st.client_max_obj_size;
-        let large_ok = match tx.terminal_devinf(&sub, &term)? {
+        // Its DevInf, read once: SupportLargeObjs, and the content types each data store
+        // receives (items in another format are converted, see `outbound`).
+        let devinf = match tx.terminal_devinf(&sub, &term)? {
             Some(bytes) => syncml_core::xml::decode_document(&bytes)
                 .ok()
-                .and_then(|d| syncml_core::model::DevInf::from_element(d.root).ok())
-                .is_none_or(|d| d.support_large_objs),
-            None => true,
+                .and_then(|d| syncml_core::model::DevInf::from_element(d.root).ok()),
+            None => None,
         };
+        let large_ok = devinf.as_ref().is_none_or(|d| d.support_large_objs);
         let mut syncs = Vec::new();
         let mut ids = BuildIds::default();
         for ds in st.stores.iter_mut() {
@@ -1860,6 +1881,7 @@ impl Engine {
                 ds.snapshot_rev = Some(tx.datastore_revision(dsk)?);
             }
             let mut cmds: Vec<Command> = Vec::new();
+            let mut out = outbound::Outbound::new(devinf.as_ref(), &ds.client_uri, &ds.name);
             let want_changes = matches!(ds.alert, 200 | 201 | 204 | 205);
             if want_changes {
                 let mapped: std::collections::HashMap<String, String> = tx
@@ -1872,13 +1894,9 @@ impl Engine {
                         if !mapped.contains_key(&it.guid)
                             && ds.delivered.get(&it.guid) != Some(&it.revision)
                         {
-                            cmds.push(add_cmd(
-                                ids.item(&ds.name, &it.guid, it.revision),
-                                inc.encoding,
-                                &it.guid,
-                                &it.content_type,
-                                it.data,
-                            ));
+                            let cid = ids.item(&ds.name, &it.guid, it.revision);
+                            let (ctype, data) = out.prepare(&it.guid, &it.content_type, it.data);
+                            cmds.push(add_cmd(cid, inc.encoding, &it.guid, &ctype, data));
                         }
                     }
                 } else {
@@ -1889,27 +1907,27 @@ impl Engine {
                         }
                         let cid = ids.item(&ds.name, &ch.guid, ch.revision);
                         let luid = mapped.get(&ch.guid);
+                        let (ctype, data) = match ch.kind {
+                            ChangeKind::Upsert => out.prepare(&ch.guid, &ch.content_type, ch.data),
+                            ChangeKind::Delete => (ch.content_type, ch.data),
+                        };
                         match (ch.kind, luid) {
                             (ChangeKind::Upsert, Some(l)) => {
                                 cmds.push(Command::Replace(ItemCommand {
                                     cmd_id: cid,
-                                    meta: Some(Meta::of_type(ch.content_type.clone())),
+                                    meta: Some(Meta::of_type(ctype)),
                                     items: vec![data_item(
                                         Some(l.clone()),
                                         None,
                                         inc.encoding,
-                                        ch.data,
+                                        data,
                                     )],
                                     ..ItemCommand::default()
                                 }))
                             }
-                            (ChangeKind::Upsert, None) => cmds.push(add_cmd(
-                                cid,
-                                inc.encoding,
-                                &ch.guid,
-                                &ch.content_type,
-                                ch.data,
-                            )),
+                            (ChangeKind::Upsert, None) => {
+                                cmds.push(add_cmd(cid, inc.encoding, &ch.guid, &ctype, data))
+                            }
                             (ChangeKind::Delete, Some(l)) => cmds.push(Command::Delete(Delete {
                                 cmd_id: cid,
                                 items: vec![Item {
@@ -3192,5 +3210,212 @@ mod tests {
             content_key(event.as_bytes()),
             content_key(real_description.as_bytes())
         );
+    }
+
+    // -----------------------------------------------------------------------------
+    // Package 4 content types follow the terminal's DevInf.
+    // -----------------------------------------------------------------------------
+
+    /// A DevInf whose `./contacts` receives `rx` (first = Rx-Pref).
+    fn contacts_devinf(rx: &[(&str, &str)]) -> syncml_core::model::DevInf {
+        use syncml_core::model::{CtTypeVer, DataStore, DevInf};
+        let ct = |(t, v): &(&str, &str)| CtTypeVer::new(*t, *v);
+        DevInf {
+            ver_dtd: "1.2".into(),
+            dev_id: "dev1".into(),
+            dev_typ: "phone".into(),
+            data_stores: vec![DataStore {
+                source_ref: "./contacts".into(),
+                rx_pref: ct(&rx[0]),
+                rx: rx[1..].iter().map(ct).collect(),
+                tx_pref: ct(&rx[0]),
+                ..DataStore::default()
+            }],
+            ..DevInf::default()
+        }
+    }
+
+    fn devinf_put(d: syncml_core::model::DevInf) -> Command {
+        Command::Put(GetPut {
+            cmd_id: "5".into(),
+            meta: Some(Meta::of_type("application/vnd.syncml-devinf+xml")),
+            items: vec![Item {
+                source: Some(Source::new("./devinf12")),
+                data: Some(Data::DevInf(Box::new(d))),
+                ..Item::default()
+            }],
+            ..GetPut::default()
+        })
+    }
+
+    /// (command name, Meta Type, data) of every Add/Replace the server sends.
+    fn server_items(m: &SyncMl) -> Vec<(&'static str, String, String)> {
+        m.body
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Sync(s) => Some(s.commands.iter()),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|c| match c {
+                Command::Add(ic) => Some(("Add", ic)),
+                Command::Replace(ic) => Some(("Replace", ic)),
+                _ => None,
+            })
+            .map(|(n, ic)| {
+                let ty = ic.meta.as_ref().and_then(|m| m.r#type.clone());
+                let data = ic
+                    .items
+                    .first()
+                    .and_then(|i| i.data.as_ref())
+                    .and_then(Data::as_bytes)
+                    .map(|b| String::from_utf8_lossy(b).into_owned());
+                (n, ty.unwrap_or_default(), data.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn package_4_converts_a_stored_vcard_30_to_the_vcard_21_the_devinf_asks_for() {
+        let mut f = Fixture::new();
+        f.seed_items(1); // vCard 3.0, text/vcard, from another terminal
+        f.new_session();
+        let put = devinf_put(contacts_devinf(&[("text/x-vcard", "2.1")]));
+        f.send(vec![put, alert(201, None, "a1")], true);
+        let r = f.send(vec![client_sync(vec![])], true);
+        let items = server_items(&r);
+        assert_eq!(items.len(), 1, "{items:?}");
+        let (cmd, ty, data) = &items[0];
+        assert_eq!((*cmd, ty.as_str()), ("Add", "text/x-vcard"));
+        assert!(data.contains("VERSION:2.1\r\n"), "{data}");
+        assert!(!data.contains("VERSION:3.0"), "{data}");
+        // Stored as written: the conversion is for the wire only.
+        use crate::store::StoreExt;
+        let stored = f
+            .store
+            .read(|tx| tx.items_list_live(DatastoreKey::new("test", "contacts")))
+            .expect("items");
+        assert_eq!(stored[0].content_type, "text/vcard");
+        assert!(String::from_utf8_lossy(&stored[0].data).contains("VERSION:3.0"));
+    }
+
+    #[test]
+    fn package_4_sends_as_stored_what_the_devinf_receives_or_without_devinf() {
+        for put in [
+            Some(devinf_put(contacts_devinf(&[
+                ("text/x-vcard", "2.1"),
+                ("text/vcard", "3.0"),
+            ]))),
+            None,
+        ] {
+            let mut f = Fixture::new();
+            f.seed_items(1);
+            f.new_session();
+            let mut first: Vec<Command> = put.into_iter().collect();
+            first.push(alert(201, None, "a1"));
+            f.send(first, true);
+            let r = f.send(vec![client_sync(vec![])], true);
+            let items = server_items(&r);
+            assert_eq!(items.len(), 1);
+            assert_eq!(items[0].1, "text/vcard");
+            assert!(items[0].2.contains("VERSION:3.0\r\n"));
+        }
+    }
+
+    #[test]
+    fn package_4_converts_replaces_too() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        f.new_session();
+        let put = devinf_put(contacts_devinf(&[("text/x-vcard", "2.1")]));
+        f.send(vec![put, alert(201, None, "a1")], true);
+        let add = Command::Add(ItemCommand {
+            cmd_id: "3".into(),
+            meta: Some(Meta::of_type("text/x-vcard")),
+            items: vec![Item {
+                source: Some(Source::new("c1")),
+                data: Some(Data::Text(
+                    "BEGIN:VCARD\r\nVERSION:2.1\r\nN:One;C\r\nEND:VCARD\r\n".into(),
+                )),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        });
+        f.send(vec![client_sync(vec![add])], true);
+        f.send(vec![], true);
+        // Another terminal rewrites the item as vCard 3.0.
+        let dsk = DatastoreKey::new("test", "contacts");
+        let guid = f.store.read(|tx| tx.items_list_live(dsk)).expect("items")[0]
+            .guid
+            .clone();
+        f.store
+            .transaction(|tx| {
+                tx.items_put(
+                    dsk,
+                    Some("other"),
+                    &[NewItem {
+                        guid: Some(guid.clone()),
+                        content_type: "text/vcard".into(),
+                        data: b"BEGIN:VCARD\r\nVERSION:3.0\r\nN:One;C\r\nFN:C One\r\n\
+NOTE:two\\nlines\r\nEND:VCARD\r\n"
+                            .to_vec(),
+                    }],
+                    Timestamp::from_unix_secs(3),
+                )
+            })
+            .expect("rewrite");
+        f.new_session();
+        f.send(vec![alert(200, Some("a1"), "a2")], true);
+        let r = f.send(vec![client_sync(vec![])], true);
+        let items = server_items(&r);
+        assert_eq!(items.len(), 1, "{items:?}");
+        let (cmd, ty, data) = &items[0];
+        assert_eq!((*cmd, ty.as_str()), ("Replace", "text/x-vcard"));
+        assert!(
+            data.contains("VERSION:2.1\r\n")
+                && data.contains("NOTE;ENCODING=QUOTED-PRINTABLE:two=0D=0Alines\r\n"),
+            "{data}"
+        );
+    }
+
+    #[test]
+    fn a_slow_sync_matches_a_converted_copy_to_the_stored_original_instead_of_duplicating() {
+        use crate::store::StoreExt;
+        use syncml_core::content::{convert, ContentType};
+        let mut f = Fixture::new();
+        f.seed_items(1); // vCard 3.0
+        let dsk = DatastoreKey::new("test", "contacts");
+        let original = f.store.read(|tx| tx.items_list_live(dsk)).expect("items")[0]
+            .data
+            .clone();
+        let as21 = convert(
+            &original,
+            &ContentType::new("text/vcard", ""),
+            &ContentType::new("text/x-vcard", "2.1"),
+        )
+        .expect("convert");
+        assert!(String::from_utf8_lossy(&as21).contains("VERSION:2.1"));
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let add = Command::Add(ItemCommand {
+            cmd_id: "3".into(),
+            meta: Some(Meta::of_type("text/x-vcard")),
+            items: vec![Item {
+                source: Some(Source::new("c1")),
+                data: Some(Data::Binary(as21)),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        });
+        let r = f.send(vec![client_sync(vec![add])], true);
+        assert_eq!(
+            server_items(&r).len(),
+            0,
+            "matched, so nothing to send back"
+        );
+        let items = f.store.read(|tx| tx.items_list_live(dsk)).expect("items");
+        assert_eq!(items.len(), 1, "no duplicate");
+        assert_eq!(items[0].content_type, "text/vcard", "the original is kept");
     }
 }
