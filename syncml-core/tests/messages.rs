@@ -325,3 +325,18 @@ fn entity_nul_is_refused() {
         .collect();
     assert_eq!(text, "1A");
 }
+
+/// WBX: an empty inline string is no character data (found by the `message_roundtrip`
+/// fuzz target: XML cannot write an empty text node, so it did not survive XML).
+#[test]
+fn empty_inline_strings_are_no_text_nodes() {
+    // <SyncML><VerDTD>STR_I ""</VerDTD></SyncML>
+    let doc = [
+        0x02, 0xA4, 0x01, 0x6A, 0x00, 0x6D, 0x71, 0x03, 0x00, 0x01, 0x01,
+    ];
+    let tree = syncml_core::wbxml::decode_document(&doc)
+        .expect("decodes")
+        .root;
+    let ver = tree.child("VerDTD").expect("VerDTD");
+    assert!(ver.children.is_empty(), "{:?}", ver.children);
+}

@@ -638,6 +638,11 @@ impl Build for TreeBuild {
         });
     }
     fn text(&mut self, s: &str) {
+        // An empty inline string (`STR_I ""`) is no character data: XML has no way to
+        // write it, so keeping it as a node would not survive a round trip.
+        if s.is_empty() {
+            return;
+        }
         if let Some(top) = self.stack.last_mut() {
             push_text(top, s);
         }
@@ -680,7 +685,9 @@ impl<S: Sink + ?Sized> Build for SinkBuild<'_, S> {
         self.sink.start(&ns, &name);
     }
     fn text(&mut self, s: &str) {
-        self.sink.text(s);
+        if !s.is_empty() {
+            self.sink.text(s);
+        }
     }
     fn opaque(&mut self, bytes: &[u8]) {
         self.sink.opaque(bytes);
