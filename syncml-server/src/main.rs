@@ -68,6 +68,10 @@ enum Cmd {
         /// `newer-wins` for every datastore, or `DATASTORE=POLICY` for one (repeatable).
         #[arg(long = "conflict-policy", value_name = "[DATASTORE=]POLICY")]
         conflict_policies: Vec<String>,
+        /// Messages handled at once (default: CPU cores + 1 on SQLite, whose writes are
+        /// serialised anyway; 16, the connection pool's size, on PostgreSQL).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Manage subscribers (a SIM's IMSI or MSISDN).
     #[command(subcommand)]
@@ -229,6 +233,7 @@ fn run(cli: Cli) -> Result<(), String> {
             shop_token_file,
             log_json,
             conflict_policies,
+            workers,
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -281,12 +286,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 None => None,
             };
-            let svc = Arc::new(SyncService::new(store, Engine::new(cfg)).with_registration(
-                RegistrationConfig {
-                    shop_token,
-                    allow_insecure: allow_insecure_basic,
-                },
-            ));
+            let workers = workers.unwrap_or_else(|| match cli.db {
+                Some(_) => syncml_server::service::DEFAULT_WORKERS,
+                None => std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
+            });
+            let svc = Arc::new(
+                SyncService::new(store, Engine::new(cfg))
+                    .with_workers(workers)
+                    .with_registration(RegistrationConfig {
+                        shop_token,
+                        allow_insecure: allow_insecure_basic,
+                    }),
+            );
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
