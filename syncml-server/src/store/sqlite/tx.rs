@@ -49,13 +49,15 @@ impl<'c> SqliteTx<'c> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT datastore FROM terminal_class WHERE terminal_id = ?1 ORDER BY datastore",
+                "SELECT datastore FROM terminal_class WHERE terminal_id = ?1",
             )
             .map_err(map_err)?;
         let rows = stmt
             .query_map(params![terminal], |r| r.get::<_, String>(0))
             .map_err(map_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        let mut classes = rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?;
+        classes.sort_unstable();
+        Ok(classes)
     }
 
     fn terminal_exists(&self, subscriber: &str, terminal: &str) -> Result<bool, StoreError> {
@@ -798,13 +800,15 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn items_list_live(&mut self, ds: DatastoreKey<'_>) -> Result<Vec<Item>, StoreError> {
-        self.query_items(
+        let mut items = self.query_items(
             &format!(
                 "SELECT {ITEM_COLUMNS} FROM item
-                 WHERE subscriber_id = ?1 AND datastore = ?2 AND deleted = 0 ORDER BY revision"
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND deleted = 0"
             ),
             params![ds.subscriber, ds.datastore],
-        )
+        )?;
+        items.sort_unstable_by_key(|i| i.revision);
+        Ok(items)
     }
 
     fn items_stats(&mut self, ds: DatastoreKey<'_>) -> Result<ItemStats, StoreError> {
@@ -833,16 +837,23 @@ impl Tx for SqliteTx<'_> {
         exclude_origin: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<Change>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        // ORDER BY and LIMIT with bound values make SQLite (built with STAT4) prepare the
+        // statement anew at every run; the rows are sorted here instead, and only a
+        // limited query (rare) pays for that.
+        let sql = match limit {
+            None => {
+                "SELECT guid, revision, deleted, content_type, data, origin_terminal FROM item
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND revision > ?3
+                   AND (?4 IS NULL OR origin_terminal IS NOT ?4) AND ?5 IS NULL"
+            }
+            Some(_) => {
                 "SELECT guid, revision, deleted, content_type, data, origin_terminal FROM item
                  WHERE subscriber_id = ?1 AND datastore = ?2 AND revision > ?3
                    AND (?4 IS NULL OR origin_terminal IS NOT ?4)
-                 ORDER BY revision LIMIT ?5",
-            )
-            .map_err(map_err)?;
-        let limit = limit.map_or(-1, i64::from);
+                 ORDER BY revision LIMIT ?5"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
         let rows = stmt
             .query_map(
                 params![ds.subscriber, ds.datastore, after, exclude_origin, limit],
@@ -863,7 +874,9 @@ impl Tx for SqliteTx<'_> {
                 },
             )
             .map_err(map_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        let mut changes = rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?;
+        changes.sort_unstable_by_key(|c| c.revision);
+        Ok(changes)
     }
 
     fn changes_count_since(
@@ -1137,8 +1150,7 @@ impl Tx for SqliteTx<'_> {
             .conn
             .prepare_cached(
                 "SELECT luid, guid FROM luid_map
-                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3
-                 ORDER BY luid",
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3",
             )
             .map_err(map_err)?;
         let rows = stmt
@@ -1149,7 +1161,9 @@ impl Tx for SqliteTx<'_> {
                 })
             })
             .map_err(map_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        let mut entries = rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?;
+        entries.sort_unstable_by(|a, b| a.luid.cmp(&b.luid));
+        Ok(entries)
     }
 
     fn map_clear(&mut self, key: SyncKey<'_>) -> Result<u64, StoreError> {
@@ -1224,15 +1238,18 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT key FROM session
-                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND expires_at > ?3
-                 ORDER BY created_at, key",
+                "SELECT created_at, key FROM session
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND expires_at > ?3",
             )
             .map_err(map_err)?;
         let rows = stmt
-            .query_map(params![subscriber, terminal, now.0], |r| r.get(0))
+            .query_map(params![subscriber, terminal, now.0], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(map_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        let mut keys = rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?;
+        keys.sort_unstable();
+        Ok(keys.into_iter().map(|(_, k)| k).collect())
     }
 
     fn sessions_count_live(&mut self, now: Timestamp) -> Result<u64, StoreError> {
