@@ -340,3 +340,18 @@ fn empty_inline_strings_are_no_text_nodes() {
     let ver = tree.child("VerDTD").expect("VerDTD");
     assert!(ver.children.is_empty(), "{:?}", ver.children);
 }
+
+/// XML: a namespace name is an attribute value, references included (found by the
+/// `message_roundtrip` fuzz target: `syncml&gt;devinf` came back with the reference
+/// written out, a different namespace).
+#[test]
+fn namespace_names_are_read_with_their_references_resolved() {
+    let doc = syncml_core::xml::decode_document(br#"<DevInf xmlns="syncml&#x3A;devinf"/>"#)
+        .expect("decodes");
+    assert_eq!(doc.root.ns, syncml_core::tree::Namespace::DevInf);
+    let doc = syncml_core::xml::decode_document(br#"<X xmlns="a&gt;b"/>"#).expect("decodes");
+    assert_eq!(
+        doc.root.ns,
+        syncml_core::tree::Namespace::Other("a>b".into())
+    );
+}

@@ -400,10 +400,18 @@ fn open(
             message: e.to_string(),
         })?;
         let key = attr.key.as_ref();
+        if key != "xmlns" && !key.starts_with("xmlns:") {
+            continue;
+        }
+        // The namespace name as written may hold references (`&gt;`, `&#x3E;`).
+        let value = attr.unescape_value().map_err(|e| DecodeError::Syntax {
+            at,
+            message: e.to_string(),
+        })?;
         if key == "xmlns" {
-            default_ns = Some(Namespace::from_xml_name(&attr.value));
+            default_ns = Some(Namespace::from_xml_name(&value));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
-            prefixes.push((p.to_string(), Namespace::from_xml_name(&attr.value)));
+            prefixes.push((p.to_string(), Namespace::from_xml_name(&value)));
         }
     }
     let (prefix, local) = match raw_name.split_once(':') {

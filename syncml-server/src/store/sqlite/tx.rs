@@ -48,9 +48,7 @@ impl<'c> SqliteTx<'c> {
     fn terminal_classes(&self, terminal: &str) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT datastore FROM terminal_class WHERE terminal_id = ?1",
-            )
+            .prepare_cached("SELECT datastore FROM terminal_class WHERE terminal_id = ?1")
             .map_err(map_err)?;
         let rows = stmt
             .query_map(params![terminal], |r| r.get::<_, String>(0))
