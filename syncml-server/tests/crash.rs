@@ -13,12 +13,14 @@
 //!
 //! Every wait is bounded and children are killed on drop.
 
+mod process;
+
+use process::{free_port, ServerProcess};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Proc, Stdio};
+use std::process::{Command as Proc, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use syncml_core::model::{
     Alert, Anchor, Command, Cred, Data, Item, ItemCommand, Map, MapItem, Meta, Source, Status,
@@ -35,21 +37,11 @@ const PASSWORD: &str = "secret";
 const DS: &str = "contacts";
 const CLIENT_DS: &str = "./contacts";
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ------------------------------------------------------------------------------------
 // The server process
 // ------------------------------------------------------------------------------------
 
-/// A free loopback port (bound once and released; the server binds it next).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// Runs a provisioning command of the binary and checks it succeeded.
 fn cli(data: &Path, args: &[&str]) {
     let out = Proc::new(BIN)
         .arg("--data")
@@ -77,118 +69,42 @@ fn provision(data: &Path, terminals: &[&str]) {
     }
 }
 
-/// `syncml-server serve` as a child process; SIGKILLed on drop.
+/// The server on one data directory.
 struct Server {
-    child: Option<Child>,
-    port: u16,
+    proc: ServerProcess,
     data: PathBuf,
-    log: PathBuf,
 }
 
 impl Server {
     fn start(data: &Path, port: u16) -> Server {
-        let mut s = Server {
-            child: None,
-            port,
+        let store = vec!["--data".into(), data.as_os_str().to_owned()];
+        Server {
+            proc: ServerProcess::start(store, &[], port, data.join("server.log")),
             data: data.to_path_buf(),
-            log: data.join("server.log"),
-        };
-        s.spawn();
-        s
+        }
     }
 
     fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}/sync", self.port)
+        self.proc.url()
     }
 
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Starts the server and waits until `/health` answers. The port may still be
-    /// held for a moment after a kill; a server that exits at once is started again
-    /// until the deadline.
-    fn spawn(&mut self) {
-        assert!(self.child.is_none(), "server already running");
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let log = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log)
-                .expect("server log");
-            let mut child = Proc::new(BIN)
-                .arg("--data")
-                .arg(&self.data)
-                .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn syncml-server");
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // exited: retry below
-                }
-                if health_ok(self.port) {
-                    // Ours, not some other process on the port: still running a moment
-                    // later (a server that could not bind exits at once).
-                    std::thread::sleep(Duration::from_millis(20));
-                    if let Ok(None) = child.try_wait() {
-                        self.child = Some(child);
-                        return;
-                    }
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("server did not become ready:\n{}", self.log_tail());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server kept exiting at start:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// `kill -9` (SIGKILL: no shutdown code runs) and reap.
     fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.proc.kill9();
+    }
+
+    fn spawn(&mut self) {
+        self.proc.spawn();
     }
 
     /// Kill -9 and start again on the same data directory and port.
     fn crash_and_restart(&mut self) {
-        self.kill9();
-        self.spawn();
+        self.proc.kill9();
+        self.proc.spawn();
     }
 
     fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.proc.pid()
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn health_ok(port: u16) -> bool {
-    matches!(
-        http("GET", &format!("http://127.0.0.1:{port}/health"), None, b""),
-        Ok((200, _))
-    )
 }
 
 /// A minimal HTTP/1.1 request over a std TcpStream, every step under a timeout.

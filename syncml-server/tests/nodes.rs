@@ -22,137 +22,56 @@
 
 mod driver;
 mod pg_cluster;
+mod process;
 
 #[allow(dead_code)]
 #[path = "../../examples/src/load.rs"]
 mod load;
 
-use std::fs::OpenOptions;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use driver::{card, provision, rehost, Handset, PASSWORD};
+use process::ServerProcess;
 use syncml_client::{ClientSession, DataStore, SessionConfig, Step, SyncMode, Transport};
 use syncml_server::store::{DatastoreKey, PgStore, Store, StoreExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_syncml-server");
 const SUB: &str = "262010000000042";
 const T1: &str = "IMEI:350000000000011";
 const T2: &str = "IMEI:350000000000012";
 
-/// `syncml-server --db URL serve` as a child process on a fixed port; SIGKILLed on drop.
-struct Node {
-    db: String,
-    port: u16,
-    log: PathBuf,
-    child: Option<Child>,
-}
+/// One `syncml-server serve` node on the shared database.
+struct Node(ServerProcess);
 
 impl Node {
     fn start(db: &str, log_dir: &std::path::Path, name: &str) -> Node {
-        let mut n = Node {
-            db: db.into(),
-            port: pg_cluster::free_port(),
-            log: log_dir.join(format!("{name}.log")),
-            child: None,
-        };
-        n.spawn();
-        n
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        let store = vec!["--db".into(), db.into()];
+        let log = log_dir.join(format!("{name}.log"));
+        Node(ServerProcess::start(
+            store,
+            &["--log-json"],
+            process::free_port(),
+            log,
+        ))
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/sync", self.port)
+        self.0.url()
     }
 
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// Starts the process and waits (bounded) until `/healthz` answers; a process that
-    /// exits at once (port still held after a kill) is started again.
-    fn spawn(&mut self) {
-        assert!(self.child.is_none());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let log = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log)
-                .expect("node log");
-            let mut child = Command::new(BIN)
-                .args(["--db", &self.db, "serve", "--log-json", "--listen"])
-                .arg(self.addr().to_string())
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn syncml-server");
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if healthy(self.addr()) {
-                    self.child = Some(child);
-                    return;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("node did not come up:\n{}", self.log_tail());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node kept exiting at start:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.0.port()))
     }
 
     /// SIGKILL: no shutdown code runs.
     fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.0.kill9();
     }
-}
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
+    fn spawn(&mut self) {
+        self.0.spawn();
     }
-}
-
-fn healthy(addr: SocketAddr) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if write!(
-        s,
-        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .is_err()
-    {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    buf.starts_with(b"HTTP/1.1 200")
 }
 
 /// A database in the shared throwaway cluster, with the schema (connecting migrates).
@@ -218,7 +137,11 @@ fn respuri_is_not_tied_to_a_node() {
             .count()
     };
     assert!(h1.posted.len() >= 3, "{:?}", h1.posted);
-    assert!(on(a.port) >= 1 && on(b.port) >= 1, "{:?}", h1.posted);
+    assert!(
+        on(a.0.port()) >= 1 && on(b.0.port()) >= 1,
+        "{:?}",
+        h1.posted
+    );
     assert!(
         h1.posted[1..].iter().all(|u| u.contains("?s=")),
         "every message after the first carries the session token: {:?}",
@@ -361,7 +284,7 @@ fn a_newer_session_of_a_terminal_supersedes_its_older_one_on_any_node() {
             }
         }
     });
-    assert!(pkg3.url.contains(&format!(":{}/", a.port)));
+    assert!(pkg3.url.contains(&format!(":{}/", a.0.port())));
     {
         let mut stores = [&mut h.store as &mut dyn DataStore];
         s1.abort(&mut stores).expect("abort");

@@ -404,10 +404,12 @@ fn open(
             continue;
         }
         // The namespace name as written may hold references (`&gt;`, `&#x3E;`).
-        let value = attr.unescape_value().map_err(|e| DecodeError::Syntax {
-            at,
-            message: e.to_string(),
-        })?;
+        let value = attr
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| DecodeError::Syntax {
+                at,
+                message: e.to_string(),
+            })?;
         if key == "xmlns" {
             default_ns = Some(Namespace::from_xml_name(&value));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
