@@ -14,6 +14,13 @@ fn server(srv: &Server) -> Vec<String> {
     srv.items(SUBSCRIBER, "contacts")
 }
 
+/// A server whose messages are at most 4 KiB, so a package spans several messages.
+fn small_message_server() -> Server {
+    let mut cfg = syncml_server::session::EngineConfig::default();
+    cfg.max_msg_size = 4096;
+    start_with(cfg)
+}
+
 fn handheld(srv: &Server, id: &str, max_msg: Option<u64>) -> Handheld {
     let mut h = Handheld::new(srv, id, "pw", TriggerConfig::new(["./contacts"]));
     if let Some(m) = max_msg {
@@ -129,9 +136,7 @@ fn upload_byte_cap_always_lets_the_first_change_through() {
 
 #[test]
 fn upload_time_cap_ends_package_3_early_and_the_rest_follows() {
-    let mut cfg = syncml_server::session::EngineConfig::default();
-    cfg.max_msg_size = 4096;
-    let srv = start_with(cfg);
+    let srv = small_message_server();
     let mut h = handheld(&srv, "IMEI:200000000000001", Some(4096));
     let mut s = sim();
     capped(&srv, &mut h, &mut s, SyncMode::TwoWay, Budget::UNLIMITED);
@@ -208,9 +213,7 @@ fn finish_download(srv: &Server, h: &mut Handheld, s: &mut MemorySim, got: usize
 
 #[test]
 fn download_byte_cap_suspends_and_the_next_session_finishes() {
-    let mut cfg = syncml_server::session::EngineConfig::default();
-    cfg.max_msg_size = 4096;
-    let srv = start_with(cfg);
+    let srv = small_message_server();
     let (mut h, mut s, _) = download_setup(&srv);
     let budget = Budget {
         download_bytes: Some(500),
@@ -264,9 +267,7 @@ fn download_byte_cap_suspends_and_the_next_session_finishes() {
 /// nothing twice.
 #[test]
 fn equally_capped_sessions_progress_until_the_download_is_complete() {
-    let mut cfg = syncml_server::session::EngineConfig::default();
-    cfg.max_msg_size = 4096;
-    let srv = start_with(cfg);
+    let srv = small_message_server();
     let (mut h, mut s, _) = download_setup(&srv);
     let budget = Budget {
         download_bytes: Some(500),
@@ -303,9 +304,7 @@ fn now_ts() -> syncml_server::store::Timestamp {
 
 #[test]
 fn download_time_cap_suspends_and_the_next_session_finishes() {
-    let mut cfg = syncml_server::session::EngineConfig::default();
-    cfg.max_msg_size = 4096;
-    let srv = start_with(cfg);
+    let srv = small_message_server();
     let (mut h, mut s, _) = download_setup(&srv);
     h.clock.step_each_reading(10);
     let budget = Budget {
@@ -325,9 +324,7 @@ fn download_time_cap_suspends_and_the_next_session_finishes() {
 
 #[test]
 fn total_byte_cap_counts_both_directions() {
-    let mut cfg = syncml_server::session::EngineConfig::default();
-    cfg.max_msg_size = 4096;
-    let srv = start_with(cfg);
+    let srv = small_message_server();
     let (mut h, mut s, _) = download_setup(&srv);
     // The upload of the local card uses up the whole budget: the download stops at
     // the first message.
@@ -377,9 +374,7 @@ fn probe_applies_nothing_and_counts_the_servers_changes() {
 
 #[test]
 fn upload_time_cap_never_cuts_a_slow_sync() {
-    let mut cfg = syncml_server::session::EngineConfig::default();
-    cfg.max_msg_size = 4096;
-    let srv = start_with(cfg);
+    let srv = small_message_server();
     let mut h = handheld(&srv, "IMEI:200000000000004", Some(4096));
     let mut s = sim();
     let cards = names("First", 40);
@@ -425,9 +420,7 @@ fn probe_sends_nothing_even_when_the_server_asks_for_a_slow_sync() {
 
 #[test]
 fn a_refresh_from_server_cut_short_makes_the_next_sync_slow() {
-    let mut cfg = syncml_server::session::EngineConfig::default();
-    cfg.max_msg_size = 4096;
-    let srv = start_with(cfg);
+    let srv = small_message_server();
     let (mut h, mut s, _) = download_setup(&srv);
     capped(&srv, &mut h, &mut s, SyncMode::TwoWay, Budget::UNLIMITED);
     assert_eq!(h.contacts.contents().len(), 41);
