@@ -300,7 +300,7 @@ fn contact(i: usize, version: u32) -> String {
         first.to_ascii_lowercase(),
         last.to_ascii_lowercase(),
         i,
-        if h % 3 == 0 {
+        if h.is_multiple_of(3) {
             "example.org"
         } else {
             "mail.example.com"
