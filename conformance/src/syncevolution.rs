@@ -381,6 +381,12 @@ pub struct ClientConfig {
     pub prevent_slow_sync: bool,
     /// Wall-clock limit of one `syncevolution --sync` run; default 60 s.
     pub timeout: Duration,
+    /// SyncEvolution's `loglevel`; default 5, which also dumps every wire message into
+    /// the session directory ([`SyncReport::messages`] is empty below 5).
+    pub loglevel: u32,
+    /// `dumpData`: copy the whole local database into the session directory before and
+    /// after every sync; default true.
+    pub dump_data: bool,
 }
 
 impl ClientConfig {
@@ -403,6 +409,8 @@ impl ClientConfig {
             max_msg_size: None,
             prevent_slow_sync: false,
             timeout: Duration::from_secs(60),
+            loglevel: 5,
+            dump_data: true,
         }
     }
 }
@@ -673,9 +681,9 @@ impl Client {
             "RetryDuration=60".into(),
             "RetryInterval=0".into(),
             // >= 4 dumps Synthesis' XML translation, >= 5 also the raw wire messages.
-            "loglevel=5".into(),
+            format!("loglevel={}", c.loglevel),
             "printChanges=0".into(),
-            "dumpData=1".into(),
+            format!("dumpData={}", u8::from(c.dump_data)),
             "maxlogdirs=0".into(),
             "backend=file".into(),
             format!("addressbook/database=file://{}", contacts.display()),
@@ -1210,6 +1218,9 @@ pub mod server {
         pub client_device_ids: Vec<String>,
         /// Session log level; 5 dumps every wire message on the server side too.
         pub loglevel: u32,
+        /// `dumpData`: copy the whole database into the session directory before and
+        /// after every session (SyncEvolution's default, true).
+        pub dump_data: bool,
         /// Startup limit for each of the three processes.
         pub startup_timeout: Duration,
     }
@@ -1221,6 +1232,7 @@ pub mod server {
                 password: "secret".into(),
                 client_device_ids: vec!["syncevo-interop-client".into()],
                 loglevel: 5,
+                dump_data: true,
                 startup_timeout: Duration::from_secs(15),
             }
         }
@@ -1362,6 +1374,7 @@ pub mod server {
                     format!("remoteDeviceId={id}"),
                     format!("loglevel={}", config.loglevel),
                     "printChanges=0".into(),
+                    format!("dumpData={}", u8::from(config.dump_data)),
                     "maxlogdirs=0".into(),
                     "backend=file".into(),
                     "addressbook/databaseFormat=text/vcard".into(),
@@ -1535,6 +1548,17 @@ pub mod server {
         /// The TCP port on 127.0.0.1.
         pub fn port(&self) -> u16 {
             self.port
+        }
+
+        /// The processes this server started, by name (`syncevo-http-server`,
+        /// `syncevo-dbus-server`, `dbus-daemon`) and PID, e.g. to read their CPU time.
+        /// The engine forks a `syncevo-dbus-helper` per session, which is not listed:
+        /// look for the children of `syncevo-dbus-server`.
+        pub fn pids(&self) -> Vec<(&'static str, u32)> {
+            self.processes
+                .iter()
+                .map(|(name, child)| (*name, child.id()))
+                .collect()
         }
 
         /// The server directory.
