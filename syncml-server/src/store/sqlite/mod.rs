@@ -5,8 +5,18 @@
 //!
 //! SQLite allows one writer at a time. Rather than letting several connections race for the
 //! write lock (and poll in the busy handler), all write transactions share **one** connection
-//! behind a `Mutex`, so writers queue in-process in FIFO-ish order and each transaction starts
-//! with `BEGIN IMMEDIATE`. Read-only transactions take one of `readers` connections opened
+//! behind a `Mutex`, so writers queue in-process in FIFO-ish order.
+//!
+//! # Group commit
+//!
+//! Writers that queue behind each other share one SQLite transaction (`BEGIN IMMEDIATE` ...
+//! `COMMIT`): each runs its closure inside its own `SAVEPOINT` (an error or a panic rolls
+//! back only its own changes), and whoever finds nobody else waiting (or the batch full)
+//! commits for all. Every caller returns only after the commit that holds its changes (or
+//! with that commit's error), so what it reports as written is durable, as with one
+//! transaction each; the commit's fixed cost (WAL frames of shared pages, the lock dance)
+//! is paid once per batch. A batch never waits for more work: it commits as soon as the
+//! queue is empty. Read-only transactions take one of `readers` connections opened
 //! read-only (behind a `Mutex<Vec<_>>` and a `Condvar`) and, thanks to WAL, run concurrently
 //! with the writer on a consistent snapshot. `busy_timeout` still applies for other processes
 //! on the same file (e.g. the operator CLI while the server runs); when it expires the call
@@ -23,6 +33,7 @@ mod migrations;
 mod tx;
 
 use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -76,10 +87,40 @@ thread_local! {
     static IN_WRITE_TX: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Most writers sharing one transaction (see the module docs, "Group commit").
+const MAX_BATCH: usize = 32;
+/// Oldest a batch gets before it is committed even with writers still queueing.
+const MAX_BATCH_AGE: Duration = Duration::from_millis(20);
+
+/// The writer connection and the batch whose transaction is open on it, if any.
+struct Writer {
+    conn: Connection,
+    batch: Option<OpenBatch>,
+    next_batch: u64,
+}
+
+struct OpenBatch {
+    id: u64,
+    members: usize,
+    started: std::time::Instant,
+}
+
+/// Batches are committed in order; `upto` is the last one finished, `failed` the recent
+/// ones whose commit failed (with the error).
+#[derive(Default)]
+struct Finished {
+    upto: u64,
+    failed: std::collections::VecDeque<(u64, String)>,
+}
+
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// Writers waiting for the writer connection.
+    queued: std::sync::atomic::AtomicUsize,
+    finished: Mutex<Finished>,
+    batch_done: Condvar,
     readers: Mutex<Vec<Connection>>,
     reader_returned: Condvar,
     applied: Vec<u32>,
@@ -151,7 +192,14 @@ impl SqliteStore {
 
         Ok(SqliteStore {
             path,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                conn: writer,
+                batch: None,
+                next_batch: 1,
+            }),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            finished: Mutex::new(Finished::default()),
+            batch_done: Condvar::new(),
             readers: Mutex::new(readers),
             reader_returned: Condvar::new(),
             applied,
@@ -173,8 +221,8 @@ impl SqliteStore {
 
     /// The schema version recorded in the database file.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let conn = lock(&self.writer);
-        migrations::current_version(&conn)
+        let w = lock(&self.writer);
+        migrations::current_version(&w.conn)
     }
 
     fn run_write(
@@ -187,36 +235,136 @@ impl SqliteStore {
                 "nested write transaction on the same store; use the Tx you were given".into(),
             ));
         }
-        let mut conn = lock(&self.writer);
-        // A panic in an earlier closure unwinds through rusqlite's Transaction, which rolls
-        // back on drop; make sure nothing is left open all the same.
-        if !conn.is_autocommit() {
-            conn.execute_batch("ROLLBACK").map_err(map_err)?;
-        }
-        let txn = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(map_err)?;
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut w = lock(&self.writer);
+        self.queued.fetch_sub(1, Ordering::SeqCst);
         let _flag = WriteFlag::set(me);
-        let result = f(&mut tx::SqliteTx::new(&txn));
-        match result {
-            Ok(()) => match txn.commit() {
-                Ok(()) => {
-                    self.write_commits.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
+        let batch = match &mut w.batch {
+            Some(b) => {
+                b.members += 1;
+                b.id
+            }
+            None => {
+                if !w.conn.is_autocommit() {
+                    // Nothing may be left open between batches; be safe all the same.
+                    exec(&w.conn, "ROLLBACK")?;
                 }
-                Err(e) => {
-                    self.write_rollbacks.fetch_add(1, Ordering::Relaxed);
-                    Err(map_err(e))
+                exec(&w.conn, "BEGIN IMMEDIATE")?;
+                let id = w.next_batch;
+                w.next_batch += 1;
+                w.batch = Some(OpenBatch {
+                    id,
+                    members: 1,
+                    started: std::time::Instant::now(),
+                });
+                id
+            }
+        };
+
+        // This writer's part, inside its own savepoint.
+        let mut panicked = None;
+        let mut result = exec(&w.conn, "SAVEPOINT writer");
+        if result.is_ok() {
+            let conn = &w.conn;
+            result = match panic::catch_unwind(AssertUnwindSafe(|| f(&mut tx::SqliteTx::new(conn))))
+            {
+                Ok(r) => r,
+                Err(payload) => {
+                    panicked = Some(payload);
+                    Err(StoreError::Backend("write transaction panicked".into()))
                 }
-            },
-            Err(e) => {
+            };
+            let end = if result.is_ok() {
+                exec(&w.conn, "RELEASE writer")
+            } else {
+                exec(&w.conn, "ROLLBACK TO writer").and_then(|()| exec(&w.conn, "RELEASE writer"))
+            };
+            if let Err(e) = end {
+                // The savepoint could not be ended: the batch's state is unknown, so none
+                // of it may commit.
+                tracing::warn!(error = %e, "savepoint failed; the whole batch rolls back");
+                if !w.conn.is_autocommit() {
+                    if let Err(rb) = exec(&w.conn, "ROLLBACK") {
+                        tracing::warn!(error = %rb, "rollback failed");
+                    }
+                }
+                self.finish_batch(&mut w, batch, Some(e.to_string()));
+                drop(w);
                 self.write_rollbacks.fetch_add(1, Ordering::Relaxed);
-                if let Err(rb) = txn.rollback() {
+                if let Some(p) = panicked {
+                    panic::resume_unwind(p);
+                }
+                return Err(e);
+            }
+        }
+
+        // Commit now, or leave the batch open for the writer queueing next.
+        let keep_open = self.queued.load(Ordering::SeqCst) > 0
+            && w.batch
+                .as_ref()
+                .is_some_and(|b| b.members < MAX_BATCH && b.started.elapsed() < MAX_BATCH_AGE);
+        let committed = if keep_open {
+            drop(w);
+            self.wait_for(batch)
+        } else {
+            let outcome = exec(&w.conn, "COMMIT");
+            let failure = outcome.as_ref().err().map(ToString::to_string);
+            if failure.is_some() && !w.conn.is_autocommit() {
+                if let Err(rb) = exec(&w.conn, "ROLLBACK") {
                     tracing::warn!(error = %rb, "rollback failed");
                 }
+            }
+            self.finish_batch(&mut w, batch, failure);
+            drop(w);
+            outcome
+        };
+        if let Some(p) = panicked {
+            self.write_rollbacks.fetch_add(1, Ordering::Relaxed);
+            panic::resume_unwind(p);
+        }
+        match (result, committed) {
+            (Ok(()), Ok(())) => {
+                self.write_commits.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            (Err(e), _) | (Ok(()), Err(e)) => {
+                self.write_rollbacks.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "write transaction rolled back");
                 Err(e)
             }
+        }
+    }
+
+    /// Marks `batch` finished (its transaction committed, or rolled back with `failure`)
+    /// and wakes the writers waiting for it.
+    fn finish_batch(&self, w: &mut Writer, batch: u64, failure: Option<String>) {
+        w.batch = None;
+        let mut fin = lock(&self.finished);
+        fin.upto = batch;
+        if let Some(why) = failure {
+            fin.failed.push_back((batch, why));
+            if fin.failed.len() > 64 {
+                fin.failed.pop_front();
+            }
+        }
+        drop(fin);
+        self.batch_done.notify_all();
+    }
+
+    /// Waits until `batch` is finished; its commit's outcome.
+    fn wait_for(&self, batch: u64) -> Result<(), StoreError> {
+        let mut fin = lock(&self.finished);
+        while fin.upto < batch {
+            fin = self
+                .batch_done
+                .wait(fin)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        match fin.failed.iter().find(|(b, _)| *b == batch) {
+            Some((_, why)) => Err(StoreError::Backend(format!(
+                "the commit of the batch failed: {why}"
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -342,6 +490,12 @@ fn configure(conn: &Connection, config: &SqliteConfig) -> Result<(), StoreError>
         .map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
+}
+
+/// Runs one statement without parameters through the statement cache.
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
+    stmt.raw_execute().map(|_| ()).map_err(map_err)
 }
 
 /// Maps a rusqlite error onto the backend-neutral [`StoreError`].
