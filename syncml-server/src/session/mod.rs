@@ -366,6 +366,20 @@ fn format_key(def: &DatastoreDef, ctype: &str, data: &[u8]) -> Vec<u8> {
     content_key(data)
 }
 
+/// Whether two items hold the same content: equal [`content_key`]s, or, only when their
+/// formats differ, equal [`format_key`]s (converting costs a parse of both; an edit sent
+/// in the format we hold, the common case, never pays for it).
+fn same_content(def: &DatastoreDef, a: (&str, &[u8]), b: (&str, &[u8])) -> bool {
+    use syncml_core::content::ContentType;
+    if content_key(a.1) == content_key(b.1) {
+        return true;
+    }
+    if ContentType::new(a.0, "").same_as(&ContentType::new(b.0, "")) {
+        return false;
+    }
+    format_key(def, a.0, a.1) == format_key(def, b.0, b.1)
+}
+
 fn item_bytes(item: &Item, meta: Option<&Meta>) -> Vec<u8> {
     let b64 = item
         .meta
@@ -1595,8 +1609,11 @@ impl Engine {
                             match tx.item_get(dsk, &g)?.filter(|i| !i.deleted) {
                                 None => guid = None,
                                 Some(cur)
-                                    if format_key(def, &cur.content_type, &cur.data)
-                                        == format_key(def, &ctype, &data) =>
+                                    if same_content(
+                                        def,
+                                        (&cur.content_type, &cur.data),
+                                        (&ctype, &data),
+                                    ) =>
                                 {
                                     // The client sends what we hold already (SyncEvolution
                                     // reports an item it received one-way from the server
