@@ -87,8 +87,9 @@ pub struct SessionState {
     pub phase: Phase,
     /// Datastores alerted in this session.
     pub stores: Vec<DsState>,
-    /// Package-4 commands not yet sent (a WBXML-encoded SyncML message whose body holds
-    /// them), when package 4 spans several messages.
+    /// Package-4 commands not yet sent as an older build kept them (a WBXML-encoded
+    /// SyncML message whose body holds them). Read once, to move them to the store's
+    /// pending rows ([`crate::store::Tx::session_pending_put`]); never written now.
     #[serde(default, with = "b64_opt")]
     pub pending_pkg4: Option<Vec<u8>>,
     /// `MsgID` of the client message we answered last.
@@ -110,8 +111,9 @@ pub struct SessionState {
     /// suspend key, only to be resumed (Alert 225) by a later session of the terminal.
     #[serde(default)]
     pub suspended: bool,
-    /// What each package-4 command not yet sent carries: its CmdID as built → the item
-    /// it sends.
+    /// What each package-4 command of [`Self::pending_pkg4`] carries, as an older build
+    /// kept it: its CmdID as built → the item it sends. Empty now: the store's pending
+    /// rows carry their items.
     #[serde(default)]
     pub pkg4_items: BTreeMap<String, SentItem>,
     /// Package-4 commands of our latest message, awaiting the client's statuses:

@@ -191,6 +191,22 @@ CREATE TABLE lockout (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        description: "pending package-4 commands of a session, one row each",
+        sql: r#"
+CREATE TABLE session_pending (
+    session_key     TEXT COLLATE "C" NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    seq             BIGINT NOT NULL,
+    size            BIGINT NOT NULL,
+    datastore       TEXT COLLATE "C",
+    guid            TEXT COLLATE "C",
+    revision        BIGINT,
+    data            BYTEA NOT NULL,
+    PRIMARY KEY (session_key, seq)
+);
+"#,
+    },
 ];
 
 /// The schema version this build writes (the newest migration's version).

@@ -173,6 +173,22 @@ CREATE TABLE lockout (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        description: "pending package-4 commands of a session, one row each",
+        sql: r#"
+CREATE TABLE session_pending (
+    session_key     TEXT NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    size            INTEGER NOT NULL,
+    datastore       TEXT,
+    guid            TEXT,
+    revision        INTEGER,
+    data            BLOB NOT NULL,
+    PRIMARY KEY (session_key, seq)
+);
+"#,
+    },
 ];
 
 /// The schema version this build writes (the newest migration's version).
