@@ -44,8 +44,8 @@ pub mod summary;
 
 use crate::datastores::{self, DatastoreDef};
 use crate::store::{
-    AuditEvent, ChangeKind, DatastoreKey, LockoutKey, MapEntry, NewItem, PendingCommand,
-    SessionRecord, StoreError, SyncKey, SyncState, Terminal, Timestamp, Tx,
+    AuditEvent, ChangeKind, DatastoreKey, DeliveredItem, LockoutKey, MapEntry, NewItem,
+    PendingCommand, SessionRecord, StoreError, SyncKey, SyncState, Terminal, Timestamp, Tx,
 };
 use state::{DsState, PendingLob, Phase, SentItem, SessionState};
 use syncml_core::auth;
@@ -569,7 +569,7 @@ impl Engine {
             }
         };
 
-        note_delivered(&mut st, msg);
+        note_delivered(tx, &mut st, msg)?;
         let mut saw_sync = false;
         let mut asked_next = false;
         let mut suspend = false;
@@ -815,9 +815,15 @@ impl Engine {
         subscriber: &str,
         now: Timestamp,
     ) -> Result<SyncMl, StoreError> {
+        let delivered = tx.session_delivered_list(&st.key)?;
         tx.session_delete(&st.key)?;
         if !st.stores.is_empty() {
             let mut kept = st.clone();
+            for d in delivered {
+                if let Some(ds) = kept.store_mut(&d.datastore) {
+                    ds.delivered.insert(d.guid, d.revision);
+                }
+            }
             kept.suspended = true;
             kept.pending_lob = None;
             kept.pending_pkg4 = None;
@@ -2236,25 +2242,31 @@ impl BuildIds {
 /// Reads the client's statuses for the package-4 commands of our previous message: an
 /// item it took (or already had) is delivered, and a resumed session does not send it
 /// again. Statuses that do not come in the next message are not waited for.
-fn note_delivered(st: &mut SessionState, msg: &SyncMl) {
+fn note_delivered(tx: &mut dyn Tx, st: &mut SessionState, msg: &SyncMl) -> Result<(), StoreError> {
     if st.in_flight.is_empty() {
-        return;
+        return Ok(());
     }
     let flight = std::mem::take(&mut st.in_flight);
+    let mut took = Vec::new();
     for c in &msg.body.commands {
         let Command::Status(s) = c else { continue };
-        let took = (s.data.is_success() && s.data != StatusCode::CHUNKED_ITEM_ACCEPTED)
+        let ok = (s.data.is_success() && s.data != StatusCode::CHUNKED_ITEM_ACCEPTED)
             || s.data == StatusCode::ALREADY_EXISTS;
-        if !took {
+        if !ok {
             continue;
         }
         let (m, id) = (s.msg_ref.trim(), s.cmd_ref.trim());
         if let Some((_, _, item)) = flight.iter().find(|(fm, fc, _)| fm == m && fc == id) {
-            if let Some(ds) = st.store_mut(&item.datastore) {
-                ds.delivered.insert(item.guid.clone(), item.revision);
-            }
+            took.push(DeliveredItem {
+                datastore: item.datastore.clone(),
+                guid: item.guid.clone(),
+                revision: item.revision,
+            });
         }
     }
+    // Beside the session record, not in it: a long package 4 would make the state grow
+    // with every message. Read back only when the session is suspended.
+    tx.session_delivered_put(&st.key, &took)
 }
 
 fn item_key(item: &Item) -> (Option<String>, Option<String>) {

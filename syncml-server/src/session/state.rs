@@ -55,7 +55,9 @@ pub struct DsState {
     /// Package-4 items the client acknowledged in this session (GUID → revision). A
     /// suspended session keeps them, so the session that resumes it (Alert 225) sends
     /// only what the client does not hold yet: downloads cut short by a transfer cap
-    /// progress from one session to the next instead of starting over.
+    /// progress from one session to the next instead of starting over. A live session
+    /// records them in the store ([`crate::store::Tx::session_delivered_put`]); they are
+    /// gathered here when it is suspended, and read from here by the session resuming it.
     #[serde(default)]
     pub delivered: BTreeMap<String, i64>,
 }

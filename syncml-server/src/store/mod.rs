@@ -437,6 +437,19 @@ pub trait Tx {
     fn session_pending_count(&mut self, session_key: &str) -> Result<u64, StoreError>;
     /// Removes every pending command of a session; returns how many.
     fn session_pending_clear(&mut self, session_key: &str) -> Result<u64, StoreError>;
+    /// Records items of a session's outgoing package as acknowledged (one batch; an item
+    /// recorded again keeps the latest revision). The session must exist; the records go
+    /// when it is deleted or purged.
+    fn session_delivered_put(
+        &mut self,
+        session_key: &str,
+        items: &[DeliveredItem],
+    ) -> Result<(), StoreError>;
+    /// The items recorded as acknowledged in a session, ordered by datastore and GUID.
+    fn session_delivered_list(
+        &mut self,
+        session_key: &str,
+    ) -> Result<Vec<DeliveredItem>, StoreError>;
 
     // ----- audit ----------------------------------------------------------------------------
 

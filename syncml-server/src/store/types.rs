@@ -414,6 +414,18 @@ pub struct PendingCommand {
     pub data: Vec<u8>,
 }
 
+/// An item of a session's outgoing package the client acknowledged, kept beside the
+/// session record so that a suspended session can skip it when resumed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeliveredItem {
+    /// Canonical datastore name.
+    pub datastore: String,
+    /// The item's GUID.
+    pub guid: String,
+    /// The revision the client acknowledged.
+    pub revision: i64,
+}
+
 /// One audit event to append.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {

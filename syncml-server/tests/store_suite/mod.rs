@@ -12,9 +12,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 
 use syncml_server::store::{
-    lockout_duration, AuditEvent, AuditFilter, ChangeKind, DatastoreKey, LockoutKey, MapEntry,
-    NewItem, NewSubscriber, NewTerminal, PendingCommand, RegisteredBy, Secret, SessionRecord,
-    Store, StoreError, StoreExt, SyncKey, SyncState, Timestamp, Tx, TxMode, LOCKOUT_MAX_SECS,
+    lockout_duration, AuditEvent, AuditFilter, ChangeKind, DatastoreKey, DeliveredItem, LockoutKey,
+    MapEntry, NewItem, NewSubscriber, NewTerminal, PendingCommand, RegisteredBy, Secret,
+    SessionRecord, Store, StoreError, StoreExt, SyncKey, SyncState, Timestamp, Tx, TxMode,
+    LOCKOUT_MAX_SECS,
 };
 
 /// One empty database of some backend.
@@ -762,11 +763,26 @@ pub fn session_pending_rows_come_in_order_by_budget_and_go_with_the_session(db: 
     store
         .transaction(|tx| {
             assert_eq!(tx.session_pending_count("s1")?, 997);
+            // Acknowledged items: the latest revision per GUID.
+            let d = |guid: &str, revision: i64| DeliveredItem {
+                datastore: CONTACTS.into(),
+                guid: guid.into(),
+                revision,
+            };
+            tx.session_delivered_put("s1", &[d("g2", 1), d("g1", 4)])?;
+            tx.session_delivered_put("s1", &[d("g2", 3)])?;
+            tx.session_delivered_put("s2", &[d("g9", 1)])?;
+            assert_eq!(
+                tx.session_delivered_list("s1")?,
+                vec![d("g1", 4), d("g2", 3)]
+            );
             // Rows go with their session: deleted, purged, cleared.
             assert!(tx.session_delete("s1")?);
             assert_eq!(tx.session_pending_count("s1")?, 0);
             assert_eq!(tx.sessions_purge_expired(t(200))?, 1);
             assert_eq!(tx.session_pending_count("s2")?, 0);
+            assert_eq!(tx.session_delivered_list("s1")?, vec![]);
+            assert_eq!(tx.session_delivered_list("s2")?, vec![]);
             assert_eq!(tx.session_pending_clear("s3")?, 5);
             assert_eq!(tx.session_pending_count("s3")?, 0);
             tx.session_pending_put("s3", &rows(2))?;

@@ -193,7 +193,8 @@ CREATE TABLE lockout (
     },
     Migration {
         version: 3,
-        description: "pending package-4 commands of a session, one row each",
+        description:
+            "pending package-4 commands of a session, one row each, and the items acknowledged",
         sql: r#"
 CREATE TABLE session_pending (
     session_key     TEXT COLLATE "C" NOT NULL REFERENCES session(key) ON DELETE CASCADE,
@@ -204,6 +205,14 @@ CREATE TABLE session_pending (
     revision        BIGINT,
     data            BYTEA NOT NULL,
     PRIMARY KEY (session_key, seq)
+);
+
+CREATE TABLE session_delivered (
+    session_key     TEXT COLLATE "C" NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    datastore       TEXT COLLATE "C" NOT NULL,
+    guid            TEXT COLLATE "C" NOT NULL,
+    revision        BIGINT NOT NULL,
+    PRIMARY KEY (session_key, datastore, guid)
 );
 "#,
     },

@@ -19,10 +19,10 @@ use tokio_postgres::{Error as PgError, Row, Statement};
 use super::{is_retryable, map_pg_err};
 use crate::store::types::{lockout_next, validate_id};
 use crate::store::{
-    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey, Item,
-    ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber, NewTerminal,
-    PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord, StoreError, Subscriber,
-    SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
+    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey,
+    DeliveredItem, Item, ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber,
+    NewTerminal, PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord, StoreError,
+    Subscriber, SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
 };
 
 type Param<'p> = &'p (dyn ToSql + Sync);
@@ -1671,6 +1671,58 @@ impl Tx for PgTx<'_> {
             "DELETE FROM session_pending WHERE session_key = $1",
             &[&session_key],
         )
+    }
+
+    fn session_delivered_put(
+        &mut self,
+        session_key: &str,
+        items: &[DeliveredItem],
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        check_text("session key", session_key)?;
+        // Last write wins within the batch too: one row per (datastore, GUID).
+        let mut latest: HashMap<(&str, &str), i64> = HashMap::new();
+        for i in items {
+            check_text("datastore", &i.datastore)?;
+            check_text("guid", &i.guid)?;
+            latest.insert((i.datastore.as_str(), i.guid.as_str()), i.revision);
+        }
+        let stores: Vec<&str> = latest.keys().map(|k| k.0).collect();
+        let guids: Vec<&str> = latest.keys().map(|k| k.1).collect();
+        let revisions: Vec<i64> = latest.values().copied().collect();
+        self.exec(
+            "INSERT INTO session_delivered (session_key, datastore, guid, revision)
+             SELECT $1::text, u.datastore, u.guid, u.revision
+             FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(datastore, guid, revision)
+             ON CONFLICT (session_key, datastore, guid) DO UPDATE SET revision = excluded.revision",
+            &[&session_key, &stores, &guids, &revisions],
+        )?;
+        Ok(())
+    }
+
+    fn session_delivered_list(
+        &mut self,
+        session_key: &str,
+    ) -> Result<Vec<DeliveredItem>, StoreError> {
+        if nul(&[session_key]) {
+            return Ok(Vec::new());
+        }
+        let rows = self.query(
+            "SELECT datastore, guid, revision FROM session_delivered
+             WHERE session_key = $1 ORDER BY datastore, guid",
+            &[&session_key],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveredItem {
+                    datastore: col(r, 0)?,
+                    guid: col(r, 1)?,
+                    revision: col(r, 2)?,
+                })
+            })
+            .collect()
     }
 
     // ----- audit ----------------------------------------------------------------------------

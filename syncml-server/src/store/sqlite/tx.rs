@@ -11,10 +11,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::map_err;
 use crate::store::types::{lockout_next, validate_id};
 use crate::store::{
-    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey, Item,
-    ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber, NewTerminal,
-    PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord, StoreError, Subscriber,
-    SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
+    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey,
+    DeliveredItem, Item, ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber,
+    NewTerminal, PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord, StoreError,
+    Subscriber, SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
 };
 
 pub(super) struct SqliteTx<'c> {
@@ -1353,6 +1353,54 @@ impl Tx for SqliteTx<'_> {
             params![session_key],
         )?;
         Ok(n as u64)
+    }
+
+    fn session_delivered_put(
+        &mut self,
+        session_key: &str,
+        items: &[DeliveredItem],
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        validate_id("session key", session_key)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO session_delivered (session_key, datastore, guid, revision)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (session_key, datastore, guid)
+                 DO UPDATE SET revision = excluded.revision",
+            )
+            .map_err(map_err)?;
+        for i in items {
+            stmt.execute(params![session_key, i.datastore, i.guid, i.revision])
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    fn session_delivered_list(
+        &mut self,
+        session_key: &str,
+    ) -> Result<Vec<DeliveredItem>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT datastore, guid, revision FROM session_delivered
+                 WHERE session_key = ?1 ORDER BY datastore, guid",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![session_key], |r| {
+                Ok(DeliveredItem {
+                    datastore: r.get(0)?,
+                    guid: r.get(1)?,
+                    revision: r.get(2)?,
+                })
+            })
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
     }
 
     // ----- audit ----------------------------------------------------------------------------
