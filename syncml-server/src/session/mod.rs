@@ -691,28 +691,14 @@ impl Engine {
                     st.phase = Phase::ClientSync;
                     if saw_sync {
                         // Combined initialisation: package 2 and 4 in one reply.
-                        is_final = self.start_pkg4(
-                            tx,
-                            &mut st,
-                            &terminal,
-                            inc,
-                            now,
-                            &mut reply,
-                            &mut unsent,
-                        )?;
+                        (is_final, unsent) =
+                            self.start_pkg4(tx, &mut st, &terminal, inc, now, &mut reply)?;
                     }
                 }
                 Phase::ClientSync => {
                     if saw_sync || msg.body.is_final {
-                        is_final = self.start_pkg4(
-                            tx,
-                            &mut st,
-                            &terminal,
-                            inc,
-                            now,
-                            &mut reply,
-                            &mut unsent,
-                        )?;
+                        (is_final, unsent) =
+                            self.start_pkg4(tx, &mut st, &terminal, inc, now, &mut reply)?;
                     }
                 }
                 Phase::ServerSync => {
@@ -1860,7 +1846,9 @@ impl Engine {
         self.finish(st, inc, r, true)
     }
 
-    /// Builds package 4 (the server's modifications) and sends as much as fits.
+    /// Builds package 4 (the server's modifications) and sends as much as fits. Returns
+    /// whether that was all of it, and the rows of the rest, for
+    /// [`Tx::session_pending_put`] once the session is saved.
     fn start_pkg4(
         &self,
         tx: &mut dyn Tx,
@@ -1869,8 +1857,7 @@ impl Engine {
         inc: &Incoming<'_>,
         now: Timestamp,
         reply: &mut Reply,
-        unsent: &mut Vec<PendingCommand>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(bool, Vec<PendingCommand>), StoreError> {
         let sub = terminal.subscriber_id.clone();
         let term = terminal.terminal_id.clone();
         // What the client can take: MaxObjSize, and whether it accepts chunked items
@@ -2003,13 +1990,11 @@ impl Engine {
         // The rest waits in the store, one row per command: each later message reads
         // and removes only about what it sends.
         tx.session_pending_clear(&st.key)?;
-        *unsent = pending::rows(rest, &items)?;
+        let unsent = pending::rows(rest, &items)?;
         if unsent.is_empty() {
             st.phase = Phase::Map;
-            Ok(true)
-        } else {
-            Ok(false)
         }
+        Ok((unsent.is_empty(), unsent))
     }
 
     /// Items too large for a message go out as large-object chunks (MoreData, Size on
