@@ -38,13 +38,14 @@
 //! warning); a client status other than 213 for a chunk ends that object.
 
 mod outbound;
+mod pending;
 pub mod state;
 pub mod summary;
 
 use crate::datastores::{self, DatastoreDef};
 use crate::store::{
-    AuditEvent, ChangeKind, DatastoreKey, LockoutKey, MapEntry, NewItem, SessionRecord, StoreError,
-    SyncKey, SyncState, Terminal, Timestamp, Tx,
+    AuditEvent, ChangeKind, DatastoreKey, DeliveredItem, LockoutKey, MapEntry, NewItem,
+    PendingCommand, SessionRecord, StoreError, SyncKey, SyncState, Terminal, Timestamp, Tx,
 };
 use state::{DsState, PendingLob, Phase, SentItem, SessionState};
 use syncml_core::auth;
@@ -582,7 +583,7 @@ impl Engine {
             }
         };
 
-        note_delivered(&mut st, msg);
+        note_delivered(tx, &mut st, msg)?;
         let mut saw_sync = false;
         let mut asked_next = false;
         let mut suspend = false;
@@ -696,22 +697,26 @@ impl Engine {
         // but no Alert 222. Answering that with our own Alert 222 cost a round trip per
         // message and asked the client for a package it was not sending.
         let pkg4_pending = st.phase == Phase::ServerSync;
+        // Package 4 begun in this message: what it did not send, stored once the session is.
+        let mut unsent: Vec<PendingCommand> = Vec::new();
         if msg.body.is_final || asked_next || pkg4_pending {
             match st.phase {
                 Phase::Init => {
                     st.phase = Phase::ClientSync;
                     if saw_sync {
                         // Combined initialisation: package 2 and 4 in one reply.
-                        is_final = self.start_pkg4(tx, &mut st, &terminal, inc, now, &mut reply)?;
+                        (is_final, unsent) =
+                            self.start_pkg4(tx, &mut st, &terminal, inc, now, &mut reply)?;
                     }
                 }
                 Phase::ClientSync => {
                     if saw_sync || msg.body.is_final {
-                        is_final = self.start_pkg4(tx, &mut st, &terminal, inc, now, &mut reply)?;
+                        (is_final, unsent) =
+                            self.start_pkg4(tx, &mut st, &terminal, inc, now, &mut reply)?;
                     }
                 }
                 Phase::ServerSync => {
-                    is_final = self.continue_pkg4(&mut st, inc, &mut reply)?;
+                    is_final = self.continue_pkg4(tx, &mut st, inc, &mut reply)?;
                 }
                 Phase::Map => {
                     if msg.body.is_final {
@@ -759,6 +764,8 @@ impl Engine {
                 created_at: now,
                 expires_at: Timestamp::from_unix_secs(now.unix_secs() + self.cfg.session_ttl),
             })?;
+            // After the session row: a session's first message may begin package 4.
+            tx.session_pending_put(&st.key, &unsent)?;
         }
         Ok(out)
     }
@@ -808,9 +815,15 @@ impl Engine {
         subscriber: &str,
         now: Timestamp,
     ) -> Result<SyncMl, StoreError> {
+        let delivered = tx.session_delivered_list(&st.key)?;
         tx.session_delete(&st.key)?;
         if !st.stores.is_empty() {
             let mut kept = st.clone();
+            for d in delivered {
+                if let Some(ds) = kept.store_mut(&d.datastore) {
+                    ds.delivered.insert(d.guid, d.revision);
+                }
+            }
             kept.suspended = true;
             kept.pending_lob = None;
             kept.pending_pkg4 = None;
@@ -1850,7 +1863,9 @@ impl Engine {
         self.finish(st, inc, r, true)
     }
 
-    /// Builds package 4 (the server's modifications) and sends as much as fits.
+    /// Builds package 4 (the server's modifications) and sends as much as fits. Returns
+    /// whether that was all of it, and the rows of the rest, for
+    /// [`Tx::session_pending_put`] once the session is saved.
     fn start_pkg4(
         &self,
         tx: &mut dyn Tx,
@@ -1859,7 +1874,7 @@ impl Engine {
         inc: &Incoming<'_>,
         now: Timestamp,
         reply: &mut Reply,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(bool, Vec<PendingCommand>), StoreError> {
         let sub = terminal.subscriber_id.clone();
         let term = terminal.terminal_id.clone();
         // What the client can take: MaxObjSize, and whether it accepts chunked items
@@ -1985,10 +2000,18 @@ impl Engine {
             shell.commands = cmds;
             syncs.push(Command::Sync(shell));
         }
-        st.pkg4_items = ids.items;
         st.phase = Phase::ServerSync;
-        let syncs = self.chunk_large_items(st, inc, reply, syncs);
-        self.send_pkg4(st, inc, reply, syncs)
+        let mut syncs = self.chunk_large_items(st, inc, reply, syncs);
+        let items = pending::number(&mut syncs, &ids.items);
+        let (rest, _) = self.send_pkg4(st, inc, reply, syncs, &items)?;
+        // The rest waits in the store, one row per command: each later message reads
+        // and removes only about what it sends.
+        tx.session_pending_clear(&st.key)?;
+        let unsent = pending::rows(rest, &items)?;
+        if unsent.is_empty() {
+            st.phase = Phase::Map;
+        }
+        Ok((unsent.is_empty(), unsent))
     }
 
     /// Items too large for a message go out as large-object chunks (MoreData, Size on
@@ -2026,18 +2049,26 @@ impl Engine {
             .collect()
     }
 
+    /// Sends the next message's worth of package 4 from the pending rows: only the head
+    /// of the list is read and decoded, and only the rows sent are removed.
     fn continue_pkg4(
         &self,
+        tx: &mut dyn Tx,
         st: &mut SessionState,
         inc: &Incoming<'_>,
         reply: &mut Reply,
     ) -> Result<bool, StoreError> {
-        let mut pending = match st.pending_pkg4.take() {
-            Some(b) => syncml_core::decode(&b)
+        if let Some(b) = st.pending_pkg4.take() {
+            // A session persisted by an older build: its rest of package 4 is one encoded
+            // message in the state. Move it to rows once.
+            let mut cmds = syncml_core::decode(&b)
                 .map(|m| m.body.commands)
-                .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?,
-            None => Vec::new(),
-        };
+                .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
+            let items = pending::number(&mut cmds, &std::mem::take(&mut st.pkg4_items));
+            tx.session_pending_clear(&st.key)?;
+            tx.session_pending_put(&st.key, &pending::rows(cmds, &items)?)?;
+        }
+        let limit = msg_limit(st);
         // The client's status for the chunk we sent last: 213 asks for the next one;
         // an error refuses the object, so its remaining chunks are not sent.
         if let Some((msg_id, cmd_id)) = st.chunk_sent.take() {
@@ -2057,20 +2088,41 @@ impl Engine {
                     status = code.0,
                     "client refused a chunk; the rest of that object is not sent"
                 );
-                drop_leading_chunks(&mut pending);
+                drop_leading_chunks(tx, &st.key, limit)?;
             }
         }
-        self.send_pkg4(st, inc, reply, pending)
+        // About one message's worth by stored sizes (more in XML, which takes more room
+        // than the WBXML the sizes are measured in): what does not fit stays pending.
+        let budget = limit as u64;
+        let head = tx.session_pending_head(&st.key, budget)?;
+        let fetched: u64 = head.iter().map(|r| r.size.max(1) as u64).sum();
+        let exhausted = fetched < budget;
+        let last_fetched = head.last().map(|r| r.seq);
+        let (cmds, items) = pending::decode(&head)?;
+        let (_, sent) = self.send_pkg4(st, inc, reply, cmds, &items)?;
+        let last_sent = sent.iter().copied().max();
+        if let Some(through) = last_sent {
+            tx.session_pending_remove_through(&st.key, through)?;
+        }
+        if exhausted && last_fetched <= last_sent {
+            st.pkg4_items.clear();
+            st.phase = Phase::Map;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
     }
 
-    /// Sends as much of package 4 as fits in the client's MaxMsgSize; keeps the rest.
+    /// Sends as much of `cmds` (numbered by [`pending::number`]) as fits in the client's
+    /// MaxMsgSize. Returns what did not fit, and the `seq`s of what was sent.
     fn send_pkg4(
         &self,
         st: &mut SessionState,
         inc: &Incoming<'_>,
         reply: &mut Reply,
         cmds: Vec<Command>,
-    ) -> Result<bool, StoreError> {
+        items: &std::collections::HashMap<i64, SentItem>,
+    ) -> Result<(Vec<Command>, Vec<i64>), StoreError> {
         let limit = msg_limit(st);
         // Renumber so CmdIDs follow the statuses of this message.
         let template_reply = Reply {
@@ -2085,36 +2137,28 @@ impl Engine {
             .map_err(|e| {
                 StoreError::InvalidInput(format!("package 4 does not fit MaxMsgSize: {e}"))
             })?;
+        let sent = pending::sent_seqs(&first)?;
         st.chunk_sent = None;
         let msg_id = st.next_msg_id.to_string();
         for mut c in first {
-            let built: Vec<(String, bool)> = match &c {
+            let built: Vec<i64> = match &c {
                 Command::Sync(sync) => sync
                     .commands
                     .iter()
-                    .map(|x| {
-                        let chunk = x.items().first().is_some_and(|i| i.more_data);
-                        (x.cmd_id().to_string(), chunk)
-                    })
-                    .collect(),
+                    .map(|x| pending::seq_of(x.cmd_id()))
+                    .collect::<Result<_, _>>()?,
                 _ => Vec::new(),
             };
             renumber(&mut c, reply);
             if let Command::Sync(sync) = &c {
-                for ((was, chunk), now) in built.iter().zip(&sync.commands) {
-                    // A chunk with more to follow is not the item yet: its last chunk is.
-                    let item = if *chunk {
-                        st.pkg4_items.get(was).cloned()
-                    } else {
-                        st.pkg4_items.remove(was)
-                    };
-                    if let Some(item) = item {
+                for (seq, now) in built.iter().zip(&sync.commands) {
+                    // Chunks carry their object's item too: the client's 213 for one is
+                    // not a delivery (see `note_delivered`), its status for the last is.
+                    if let Some(item) = items.get(seq) {
                         st.in_flight
-                            .push((msg_id.clone(), now.cmd_id().to_string(), item));
+                            .push((msg_id.clone(), now.cmd_id().to_string(), item.clone()));
                     }
                 }
-            }
-            if let Command::Sync(sync) = &c {
                 // A chunk with more to follow ends this message (LOB-11): remember it
                 // to read the client's status for it.
                 if let Some(last) = sync.commands.last() {
@@ -2126,24 +2170,7 @@ impl Engine {
             }
             reply.commands.push(c);
         }
-        if rest.is_empty() {
-            st.pending_pkg4 = None;
-            st.pkg4_items.clear();
-            st.phase = Phase::Map;
-            Ok(true)
-        } else {
-            let holder = SyncMl {
-                header: template.header,
-                body: syncml_core::model::SyncBody {
-                    commands: merge_syncs(rest),
-                    is_final: false,
-                },
-            };
-            let bytes = syncml_core::encode(&holder, Encoding::Wbxml)
-                .map_err(|e| StoreError::Backend(format!("pending package 4: {e}")))?;
-            st.pending_pkg4 = Some(bytes);
-            Ok(false)
-        }
+        Ok((rest, sent))
     }
 
     /// The session is complete: move anchors and marks.
@@ -2217,25 +2244,31 @@ impl BuildIds {
 /// Reads the client's statuses for the package-4 commands of our previous message: an
 /// item it took (or already had) is delivered, and a resumed session does not send it
 /// again. Statuses that do not come in the next message are not waited for.
-fn note_delivered(st: &mut SessionState, msg: &SyncMl) {
+fn note_delivered(tx: &mut dyn Tx, st: &mut SessionState, msg: &SyncMl) -> Result<(), StoreError> {
     if st.in_flight.is_empty() {
-        return;
+        return Ok(());
     }
     let flight = std::mem::take(&mut st.in_flight);
+    let mut took = Vec::new();
     for c in &msg.body.commands {
         let Command::Status(s) = c else { continue };
-        let took = (s.data.is_success() && s.data != StatusCode::CHUNKED_ITEM_ACCEPTED)
+        let ok = (s.data.is_success() && s.data != StatusCode::CHUNKED_ITEM_ACCEPTED)
             || s.data == StatusCode::ALREADY_EXISTS;
-        if !took {
+        if !ok {
             continue;
         }
         let (m, id) = (s.msg_ref.trim(), s.cmd_ref.trim());
         if let Some((_, _, item)) = flight.iter().find(|(fm, fc, _)| fm == m && fc == id) {
-            if let Some(ds) = st.store_mut(&item.datastore) {
-                ds.delivered.insert(item.guid.clone(), item.revision);
-            }
+            took.push(DeliveredItem {
+                datastore: item.datastore.clone(),
+                guid: item.guid.clone(),
+                revision: item.revision,
+            });
         }
     }
+    // Beside the session record, not in it: a long package 4 would make the state grow
+    // with every message. Read back only when the session is suspended.
+    tx.session_delivered_put(&st.key, &took)
 }
 
 fn item_key(item: &Item) -> (Option<String>, Option<String>) {
@@ -2571,16 +2604,36 @@ fn chunk_cmd(
 
 /// Drops the chunks of a large object at the head of the pending package 4 (up to and
 /// including its last chunk, the first without `MoreData`).
-fn drop_leading_chunks(pending: &mut [Command]) {
-    let Some(Command::Sync(sync)) = pending.first_mut() else {
-        return;
-    };
-    let n = sync
-        .commands
-        .iter()
-        .position(|c| !c.items().first().is_some_and(|i| i.more_data))
-        .map_or(sync.commands.len(), |i| i + 1);
-    sync.commands.drain(..n);
+fn drop_leading_chunks(tx: &mut dyn Tx, key: &str, limit: usize) -> Result<(), StoreError> {
+    loop {
+        let head = tx.session_pending_head(key, limit as u64)?;
+        let mut through = None;
+        let mut done = head.is_empty();
+        for r in &head {
+            match pending::is_leading_chunk(r)? {
+                Some(more) => {
+                    through = Some(r.seq);
+                    if !more {
+                        done = true;
+                        break;
+                    }
+                }
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        match through {
+            Some(t) => {
+                tx.session_pending_remove_through(key, t)?;
+            }
+            None => return Ok(()),
+        }
+        if done {
+            return Ok(());
+        }
+    }
 }
 
 fn renumber(c: &mut Command, reply: &mut Reply) {
@@ -2966,6 +3019,100 @@ mod tests {
             "package 5 completes the session"
         );
         assert_eq!(f.anchor().as_deref(), Some("a1"));
+    }
+
+    /// Pending package-4 rows of the session `key`, and the size of its stored state.
+    fn pending_and_state(f: &Fixture, key: &str) -> (u64, Option<usize>) {
+        use crate::store::StoreExt;
+        f.store
+            .read(|tx| {
+                let n = tx.session_pending_count(key)?;
+                let rec = tx.session_load(key, Timestamp::from_unix_secs(0))?;
+                Ok((n, rec.map(|r| r.state.len())))
+            })
+            .expect("pending rows")
+    }
+
+    #[test]
+    fn a_long_package_4_waits_in_the_store_and_the_session_state_stays_small() {
+        let mut f = Fixture::new();
+        f.seed_items(60); // ~40 KB of vCards, ~5 to a 4 KiB message
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let mut got = server_adds(&f.send(vec![client_sync(vec![])], true));
+        let key = f.token.clone().expect("session key");
+        let (mut left, _) = pending_and_state(&f, &key);
+        assert_eq!(left as usize, 60 - got, "one row per command not sent");
+        let mut messages = 1;
+        loop {
+            let (_, state) = pending_and_state(&f, &key);
+            let state = state.expect("session kept");
+            // The state holds our latest reply (one message) and no pending commands.
+            assert!(
+                state < 8 * 1024,
+                "session state of {state} bytes with {left} commands pending"
+            );
+            let r = f.send(vec![], false);
+            got += server_adds(&r);
+            messages += 1;
+            let (now, _) = pending_and_state(&f, &key);
+            if r.body.is_final {
+                assert_eq!(now, 0, "nothing pending after the last part");
+                break;
+            }
+            assert!(
+                now < left,
+                "every message takes its rows: {now} after {left}"
+            );
+            assert_eq!(
+                now as usize,
+                60 - got,
+                "what was sent is gone, the rest kept"
+            );
+            left = now;
+            assert!(messages < 40, "package 4 ends");
+        }
+        assert!(messages > 5, "package 4 spans messages ({messages})");
+        assert_eq!(got, 60, "every item once");
+        let done = f.send(vec![], true);
+        assert!(done.header.resp_uri.is_none(), "package 5 completes");
+        assert_eq!(
+            pending_and_state(&f, &key),
+            (0, None),
+            "session and rows gone"
+        );
+        assert_eq!(f.anchor().as_deref(), Some("a1"));
+    }
+
+    #[test]
+    fn pending_package_4_goes_with_its_session_when_suspended_or_superseded() {
+        let mut f = Fixture::new();
+        f.seed_items(30);
+        // Suspended: the kept session builds package 4 anew on resume.
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        f.send(vec![client_sync(vec![])], true);
+        let key = f.token.clone().expect("session key");
+        assert!(pending_and_state(&f, &key).0 > 0);
+        f.send(vec![alert(224, None, "a1")], true);
+        assert_eq!(
+            pending_and_state(&f, &key),
+            (0, None),
+            "suspended: rows gone"
+        );
+        // Superseded by a new session of the terminal.
+        f.new_session();
+        f.send(vec![alert(201, None, "a2")], true);
+        f.send(vec![client_sync(vec![])], true);
+        let key = f.token.clone().expect("session key");
+        assert!(pending_and_state(&f, &key).0 > 0);
+        f.new_session();
+        f.send(vec![alert(201, None, "a3")], true);
+        assert_eq!(
+            pending_and_state(&f, &key),
+            (0, None),
+            "superseded: rows gone"
+        );
     }
 
     #[test]

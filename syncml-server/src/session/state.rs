@@ -55,7 +55,9 @@ pub struct DsState {
     /// Package-4 items the client acknowledged in this session (GUID → revision). A
     /// suspended session keeps them, so the session that resumes it (Alert 225) sends
     /// only what the client does not hold yet: downloads cut short by a transfer cap
-    /// progress from one session to the next instead of starting over.
+    /// progress from one session to the next instead of starting over. A live session
+    /// records them in the store ([`crate::store::Tx::session_delivered_put`]); they are
+    /// gathered here when it is suspended, and read from here by the session resuming it.
     #[serde(default)]
     pub delivered: BTreeMap<String, i64>,
 }
@@ -87,8 +89,9 @@ pub struct SessionState {
     pub phase: Phase,
     /// Datastores alerted in this session.
     pub stores: Vec<DsState>,
-    /// Package-4 commands not yet sent (a WBXML-encoded SyncML message whose body holds
-    /// them), when package 4 spans several messages.
+    /// Package-4 commands not yet sent as an older build kept them (a WBXML-encoded
+    /// SyncML message whose body holds them). Read once, to move them to the store's
+    /// pending rows ([`crate::store::Tx::session_pending_put`]); never written now.
     #[serde(default, with = "b64_opt")]
     pub pending_pkg4: Option<Vec<u8>>,
     /// `MsgID` of the client message we answered last.
@@ -110,8 +113,9 @@ pub struct SessionState {
     /// suspend key, only to be resumed (Alert 225) by a later session of the terminal.
     #[serde(default)]
     pub suspended: bool,
-    /// What each package-4 command not yet sent carries: its CmdID as built → the item
-    /// it sends.
+    /// What each package-4 command of [`Self::pending_pkg4`] carries, as an older build
+    /// kept it: its CmdID as built → the item it sends. Empty now: the store's pending
+    /// rows carry their items.
     #[serde(default)]
     pub pkg4_items: BTreeMap<String, SentItem>,
     /// Package-4 commands of our latest message, awaiting the client's statuses:

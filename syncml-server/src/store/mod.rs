@@ -410,6 +410,47 @@ pub trait Tx {
     /// flight on every node sharing the store (suspended ones included).
     fn sessions_count_live(&mut self, now: Timestamp) -> Result<u64, StoreError>;
 
+    /// Appends commands to a session's pending outgoing package (one batch, in the
+    /// order given; their `seq` must be above every pending one of the session). The
+    /// session must exist; its pending commands go when it is deleted or purged.
+    fn session_pending_put(
+        &mut self,
+        session_key: &str,
+        commands: &[PendingCommand],
+    ) -> Result<(), StoreError>;
+    /// The head of a session's pending package, in order: rows up to and including the
+    /// first at which the running total of `size` reaches `budget` (so at least one row
+    /// when any is pending). Nothing is removed.
+    fn session_pending_head(
+        &mut self,
+        session_key: &str,
+        budget: u64,
+    ) -> Result<Vec<PendingCommand>, StoreError>;
+    /// Removes a session's pending commands with `seq <= through` (those sent); returns
+    /// how many.
+    fn session_pending_remove_through(
+        &mut self,
+        session_key: &str,
+        through: i64,
+    ) -> Result<u64, StoreError>;
+    /// How many commands of a session's package are pending.
+    fn session_pending_count(&mut self, session_key: &str) -> Result<u64, StoreError>;
+    /// Removes every pending command of a session; returns how many.
+    fn session_pending_clear(&mut self, session_key: &str) -> Result<u64, StoreError>;
+    /// Records items of a session's outgoing package as acknowledged (one batch; an item
+    /// recorded again keeps the latest revision). The session must exist; the records go
+    /// when it is deleted or purged.
+    fn session_delivered_put(
+        &mut self,
+        session_key: &str,
+        items: &[DeliveredItem],
+    ) -> Result<(), StoreError>;
+    /// The items recorded as acknowledged in a session, ordered by datastore and GUID.
+    fn session_delivered_list(
+        &mut self,
+        session_key: &str,
+    ) -> Result<Vec<DeliveredItem>, StoreError>;
+
     // ----- audit ----------------------------------------------------------------------------
 
     /// Appends an event; returns its id. The log cannot be changed or shortened through the

@@ -395,6 +395,37 @@ pub struct SessionRecord {
     pub expires_at: Timestamp,
 }
 
+/// One command of a session's outgoing package not sent yet, kept beside the session
+/// record (not in it), so that each message reads and removes only what it sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCommand {
+    /// Its place in the package: rows are taken in ascending order.
+    pub seq: i64,
+    /// Its size in bytes as counted against a message's budget
+    /// ([`Tx::session_pending_head`](super::Tx::session_pending_head)).
+    pub size: i64,
+    /// The canonical datastore of the item it delivers, if it delivers one.
+    pub datastore: Option<String>,
+    /// The GUID of that item.
+    pub guid: Option<String>,
+    /// The revision of that item it sends.
+    pub revision: Option<i64>,
+    /// The encoded command, opaque to the store.
+    pub data: Vec<u8>,
+}
+
+/// An item of a session's outgoing package the client acknowledged, kept beside the
+/// session record so that a suspended session can skip it when resumed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeliveredItem {
+    /// Canonical datastore name.
+    pub datastore: String,
+    /// The item's GUID.
+    pub guid: String,
+    /// The revision the client acknowledged.
+    pub revision: i64,
+}
+
 /// One audit event to append.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {

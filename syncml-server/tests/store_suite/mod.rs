@@ -12,9 +12,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 
 use syncml_server::store::{
-    lockout_duration, AuditEvent, AuditFilter, ChangeKind, DatastoreKey, LockoutKey, MapEntry,
-    NewItem, NewSubscriber, NewTerminal, RegisteredBy, Secret, SessionRecord, Store, StoreError,
-    StoreExt, SyncKey, SyncState, Timestamp, Tx, TxMode, LOCKOUT_MAX_SECS,
+    lockout_duration, AuditEvent, AuditFilter, ChangeKind, DatastoreKey, DeliveredItem, LockoutKey,
+    MapEntry, NewItem, NewSubscriber, NewTerminal, PendingCommand, RegisteredBy, Secret,
+    SessionRecord, Store, StoreError, StoreExt, SyncKey, SyncState, Timestamp, Tx, TxMode,
+    LOCKOUT_MAX_SECS,
 };
 
 /// One empty database of some backend.
@@ -54,6 +55,7 @@ macro_rules! storage_suite {
             a_panicking_transaction_rolls_back_and_the_store_keeps_working,
             lookups_with_unstorable_keys_find_nothing,
             batches_with_repeats_behave_like_one_write_at_a_time,
+            session_pending_rows_come_in_order_by_budget_and_go_with_the_session,
         );
     };
     (@tests $new_db:expr; $($name:ident),* $(,)?) => {
@@ -687,6 +689,106 @@ pub fn session_survives_reopen(db: &dyn TestDb) {
             tx.terminal_remove(A, TA1)?;
             assert_eq!(tx.session_load("tok-4f1c9e", t(300))?, None);
             assert!(!tx.session_delete("tok-4f1c9e")?);
+            Ok(())
+        })
+        .unwrap();
+}
+
+pub fn session_pending_rows_come_in_order_by_budget_and_go_with_the_session(db: &dyn TestDb) {
+    let session = |key: &str, expires: i64| SessionRecord {
+        key: key.into(),
+        subscriber_id: A.into(),
+        terminal_id: TA1.into(),
+        state: b"{}".to_vec(),
+        created_at: t(100),
+        expires_at: t(expires),
+    };
+    let rows = |n: i64| -> Vec<PendingCommand> {
+        (0..n)
+            .map(|seq| PendingCommand {
+                seq,
+                size: 100,
+                datastore: (seq % 2 == 0).then(|| CONTACTS.to_string()),
+                guid: (seq % 2 == 0).then(|| format!("g{seq}")),
+                revision: (seq % 2 == 0).then_some(seq + 7),
+                data: vec![seq as u8; 10 + seq as usize],
+            })
+            .collect()
+    };
+    let store = db.open();
+    store
+        .transaction(|tx| {
+            add_subscriber(tx, A);
+            add_terminal(tx, A, TA1);
+            tx.session_save(&session("s1", 400))?;
+            tx.session_save(&session("s2", 150))?;
+            tx.session_save(&session("s3", 400))?;
+            tx.session_pending_put("s1", &rows(1000))?;
+            tx.session_pending_put("s2", &rows(5))?;
+            tx.session_pending_put("s3", &rows(5))?;
+            tx.session_pending_put("s3", &[])
+        })
+        .unwrap();
+    let all = rows(1000);
+    store
+        .transaction(|tx| {
+            assert_eq!(tx.session_pending_count("s1")?, 1000);
+            // Up to and including the row that reaches the budget.
+            assert_eq!(tx.session_pending_head("s1", 250)?, all[..3].to_vec());
+            assert_eq!(tx.session_pending_head("s1", 300)?, all[..3].to_vec());
+            assert_eq!(tx.session_pending_head("s1", 1)?, all[..1].to_vec());
+            // More than one page of a paged backend.
+            assert_eq!(tx.session_pending_head("s1", 30_000)?, all[..300].to_vec());
+            assert_eq!(tx.session_pending_head("unknown", 300)?, vec![]);
+            // Sent rows go; the rest stays, in order.
+            assert_eq!(tx.session_pending_remove_through("s1", 2)?, 3);
+            assert_eq!(tx.session_pending_head("s1", 200)?, all[3..5].to_vec());
+            assert_eq!(tx.session_pending_count("s1")?, 997);
+            // Saving the session again keeps its rows.
+            tx.session_save(&SessionRecord {
+                state: b"{\"n\":1}".to_vec(),
+                ..session("s1", 500)
+            })?;
+            assert_eq!(tx.session_pending_count("s1")?, 997);
+            assert_eq!(tx.session_pending_head("s1", u64::MAX)?, all[3..].to_vec());
+            Ok(())
+        })
+        .unwrap();
+    // A rolled-back message leaves the rows as they were.
+    let r: Result<(), StoreError> = store.transaction(|tx| {
+        tx.session_pending_remove_through("s1", 500)?;
+        Err(StoreError::Conflict("rolled back".into()))
+    });
+    assert!(r.is_err());
+    store
+        .transaction(|tx| {
+            assert_eq!(tx.session_pending_count("s1")?, 997);
+            // Acknowledged items: the latest revision per GUID.
+            let d = |guid: &str, revision: i64| DeliveredItem {
+                datastore: CONTACTS.into(),
+                guid: guid.into(),
+                revision,
+            };
+            tx.session_delivered_put("s1", &[d("g2", 1), d("g1", 4)])?;
+            tx.session_delivered_put("s1", &[d("g2", 3)])?;
+            tx.session_delivered_put("s2", &[d("g9", 1)])?;
+            assert_eq!(
+                tx.session_delivered_list("s1")?,
+                vec![d("g1", 4), d("g2", 3)]
+            );
+            // Rows go with their session: deleted, purged, cleared.
+            assert!(tx.session_delete("s1")?);
+            assert_eq!(tx.session_pending_count("s1")?, 0);
+            assert_eq!(tx.sessions_purge_expired(t(200))?, 1);
+            assert_eq!(tx.session_pending_count("s2")?, 0);
+            assert_eq!(tx.session_delivered_list("s1")?, vec![]);
+            assert_eq!(tx.session_delivered_list("s2")?, vec![]);
+            assert_eq!(tx.session_pending_clear("s3")?, 5);
+            assert_eq!(tx.session_pending_count("s3")?, 0);
+            tx.session_pending_put("s3", &rows(2))?;
+            // And with their terminal.
+            tx.terminal_remove(A, TA1)?;
+            assert_eq!(tx.session_pending_count("s3")?, 0);
             Ok(())
         })
         .unwrap();

@@ -191,6 +191,31 @@ CREATE TABLE lockout (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        description:
+            "pending package-4 commands of a session, one row each, and the items acknowledged",
+        sql: r#"
+CREATE TABLE session_pending (
+    session_key     TEXT COLLATE "C" NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    seq             BIGINT NOT NULL,
+    size            BIGINT NOT NULL,
+    datastore       TEXT COLLATE "C",
+    guid            TEXT COLLATE "C",
+    revision        BIGINT,
+    data            BYTEA NOT NULL,
+    PRIMARY KEY (session_key, seq)
+);
+
+CREATE TABLE session_delivered (
+    session_key     TEXT COLLATE "C" NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    datastore       TEXT COLLATE "C" NOT NULL,
+    guid            TEXT COLLATE "C" NOT NULL,
+    revision        BIGINT NOT NULL,
+    PRIMARY KEY (session_key, datastore, guid)
+);
+"#,
+    },
 ];
 
 /// The schema version this build writes (the newest migration's version).

@@ -19,10 +19,10 @@ use tokio_postgres::{Error as PgError, Row, Statement};
 use super::{is_retryable, map_pg_err};
 use crate::store::types::{lockout_next, validate_id};
 use crate::store::{
-    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey, Item,
-    ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber, NewTerminal, PutResult,
-    RegisteredBy, Secret, SessionRecord, StoreError, Subscriber, SyncKey, SyncState, Terminal,
-    Timestamp, Tx, MAX_SECURITY_LEVEL,
+    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey,
+    DeliveredItem, Item, ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber,
+    NewTerminal, PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord, StoreError,
+    Subscriber, SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
 };
 
 type Param<'p> = &'p (dyn ToSql + Sync);
@@ -1552,6 +1552,177 @@ impl Tx for PgTx<'_> {
         )?;
         let n: i64 = col(&row, 0)?;
         Ok(n.max(0) as u64)
+    }
+
+    fn session_pending_put(
+        &mut self,
+        session_key: &str,
+        commands: &[PendingCommand],
+    ) -> Result<(), StoreError> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        check_text("session key", session_key)?;
+        for c in commands {
+            check_opt_text("datastore", c.datastore.as_deref())?;
+            check_opt_text("guid", c.guid.as_deref())?;
+        }
+        // One set-based statement for the whole batch: one round trip.
+        let seqs: Vec<i64> = commands.iter().map(|c| c.seq).collect();
+        let sizes: Vec<i64> = commands.iter().map(|c| c.size).collect();
+        let stores: Vec<Option<&str>> = commands.iter().map(|c| c.datastore.as_deref()).collect();
+        let guids: Vec<Option<&str>> = commands.iter().map(|c| c.guid.as_deref()).collect();
+        let revisions: Vec<Option<i64>> = commands.iter().map(|c| c.revision).collect();
+        let data: Vec<&[u8]> = commands.iter().map(|c| c.data.as_slice()).collect();
+        self.exec(
+            "INSERT INTO session_pending (session_key, seq, size, datastore, guid, revision, data)
+             SELECT $1::text, u.seq, u.size, u.datastore, u.guid, u.revision, u.data
+             FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                         $7::bytea[]) AS u(seq, size, datastore, guid, revision, data)",
+            &[
+                &session_key,
+                &seqs,
+                &sizes,
+                &stores,
+                &guids,
+                &revisions,
+                &data,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn session_pending_head(
+        &mut self,
+        session_key: &str,
+        budget: u64,
+    ) -> Result<Vec<PendingCommand>, StoreError> {
+        if nul(&[session_key]) {
+            return Ok(Vec::new());
+        }
+        // Pages in key order until the budget is reached: a message's worth costs one or
+        // two round trips, whatever is left behind it.
+        let mut out = Vec::new();
+        let mut total: u64 = 0;
+        let mut after = i64::MIN;
+        let mut page: i64 = 64;
+        while total < budget {
+            let rows = self.query(
+                "SELECT seq, size, datastore, guid, revision, data FROM session_pending
+                 WHERE session_key = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&session_key, &after, &page],
+            )?;
+            let got = rows.len();
+            for r in &rows {
+                if total >= budget {
+                    break;
+                }
+                let c = PendingCommand {
+                    seq: col(r, 0)?,
+                    size: col(r, 1)?,
+                    datastore: col(r, 2)?,
+                    guid: col(r, 3)?,
+                    revision: col(r, 4)?,
+                    data: col(r, 5)?,
+                };
+                total = total.saturating_add(c.size.max(1) as u64);
+                after = c.seq;
+                out.push(c);
+            }
+            if (got as i64) < page {
+                break;
+            }
+            page = (page * 2).min(4096);
+        }
+        Ok(out)
+    }
+
+    fn session_pending_remove_through(
+        &mut self,
+        session_key: &str,
+        through: i64,
+    ) -> Result<u64, StoreError> {
+        if nul(&[session_key]) {
+            return Ok(0);
+        }
+        self.exec(
+            "DELETE FROM session_pending WHERE session_key = $1 AND seq <= $2",
+            &[&session_key, &through],
+        )
+    }
+
+    fn session_pending_count(&mut self, session_key: &str) -> Result<u64, StoreError> {
+        if nul(&[session_key]) {
+            return Ok(0);
+        }
+        let row = self.query_one(
+            "SELECT count(*) FROM session_pending WHERE session_key = $1",
+            &[&session_key],
+        )?;
+        let n: i64 = col(&row, 0)?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn session_pending_clear(&mut self, session_key: &str) -> Result<u64, StoreError> {
+        if nul(&[session_key]) {
+            return Ok(0);
+        }
+        self.exec(
+            "DELETE FROM session_pending WHERE session_key = $1",
+            &[&session_key],
+        )
+    }
+
+    fn session_delivered_put(
+        &mut self,
+        session_key: &str,
+        items: &[DeliveredItem],
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        check_text("session key", session_key)?;
+        // Last write wins within the batch too: one row per (datastore, GUID).
+        let mut latest: HashMap<(&str, &str), i64> = HashMap::new();
+        for i in items {
+            check_text("datastore", &i.datastore)?;
+            check_text("guid", &i.guid)?;
+            latest.insert((i.datastore.as_str(), i.guid.as_str()), i.revision);
+        }
+        let stores: Vec<&str> = latest.keys().map(|k| k.0).collect();
+        let guids: Vec<&str> = latest.keys().map(|k| k.1).collect();
+        let revisions: Vec<i64> = latest.values().copied().collect();
+        self.exec(
+            "INSERT INTO session_delivered (session_key, datastore, guid, revision)
+             SELECT $1::text, u.datastore, u.guid, u.revision
+             FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(datastore, guid, revision)
+             ON CONFLICT (session_key, datastore, guid) DO UPDATE SET revision = excluded.revision",
+            &[&session_key, &stores, &guids, &revisions],
+        )?;
+        Ok(())
+    }
+
+    fn session_delivered_list(
+        &mut self,
+        session_key: &str,
+    ) -> Result<Vec<DeliveredItem>, StoreError> {
+        if nul(&[session_key]) {
+            return Ok(Vec::new());
+        }
+        let rows = self.query(
+            "SELECT datastore, guid, revision FROM session_delivered
+             WHERE session_key = $1 ORDER BY datastore, guid",
+            &[&session_key],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveredItem {
+                    datastore: col(r, 0)?,
+                    guid: col(r, 1)?,
+                    revision: col(r, 2)?,
+                })
+            })
+            .collect()
     }
 
     // ----- audit ----------------------------------------------------------------------------

@@ -173,6 +173,31 @@ CREATE TABLE lockout (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        description:
+            "pending package-4 commands of a session, one row each, and the items acknowledged",
+        sql: r#"
+CREATE TABLE session_pending (
+    session_key     TEXT NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    size            INTEGER NOT NULL,
+    datastore       TEXT,
+    guid            TEXT,
+    revision        INTEGER,
+    data            BLOB NOT NULL,
+    PRIMARY KEY (session_key, seq)
+);
+
+CREATE TABLE session_delivered (
+    session_key     TEXT NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    datastore       TEXT NOT NULL,
+    guid            TEXT NOT NULL,
+    revision        INTEGER NOT NULL,
+    PRIMARY KEY (session_key, datastore, guid)
+);
+"#,
+    },
 ];
 
 /// The schema version this build writes (the newest migration's version).

@@ -11,10 +11,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::map_err;
 use crate::store::types::{lockout_next, validate_id};
 use crate::store::{
-    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey, Item,
-    ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber, NewTerminal, PutResult,
-    RegisteredBy, Secret, SessionRecord, StoreError, Subscriber, SyncKey, SyncState, Terminal,
-    Timestamp, Tx, MAX_SECURITY_LEVEL,
+    AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey,
+    DeliveredItem, Item, ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber,
+    NewTerminal, PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord, StoreError,
+    Subscriber, SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
 };
 
 pub(super) struct SqliteTx<'c> {
@@ -1257,6 +1257,150 @@ impl Tx for SqliteTx<'_> {
             .and_then(|mut st| st.query_row(params![now.0], |r| r.get(0)))
             .map_err(map_err)?;
         Ok(n.max(0) as u64)
+    }
+
+    fn session_pending_put(
+        &mut self,
+        session_key: &str,
+        commands: &[PendingCommand],
+    ) -> Result<(), StoreError> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        validate_id("session key", session_key)?;
+        // One compiled statement run per row inside the message's transaction: SQLite is
+        // in-process, so a batch costs no round trips.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO session_pending (session_key, seq, size, datastore, guid, revision,
+                                              data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(map_err)?;
+        for c in commands {
+            stmt.execute(params![
+                session_key,
+                c.seq,
+                c.size,
+                c.datastore,
+                c.guid,
+                c.revision,
+                c.data
+            ])
+            .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    fn session_pending_head(
+        &mut self,
+        session_key: &str,
+        budget: u64,
+    ) -> Result<Vec<PendingCommand>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, size, datastore, guid, revision, data FROM session_pending
+                 WHERE session_key = ?1 ORDER BY seq",
+            )
+            .map_err(map_err)?;
+        let mut rows = stmt.query(params![session_key]).map_err(map_err)?;
+        let mut out = Vec::new();
+        let mut total: u64 = 0;
+        while total < budget {
+            let Some(r) = rows.next().map_err(map_err)? else {
+                break;
+            };
+            let c = PendingCommand {
+                seq: r.get(0).map_err(map_err)?,
+                size: r.get(1).map_err(map_err)?,
+                datastore: r.get(2).map_err(map_err)?,
+                guid: r.get(3).map_err(map_err)?,
+                revision: r.get(4).map_err(map_err)?,
+                data: r.get(5).map_err(map_err)?,
+            };
+            total = total.saturating_add(c.size.max(1) as u64);
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    fn session_pending_remove_through(
+        &mut self,
+        session_key: &str,
+        through: i64,
+    ) -> Result<u64, StoreError> {
+        let n = self.exec(
+            "DELETE FROM session_pending WHERE session_key = ?1 AND seq <= ?2",
+            params![session_key, through],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn session_pending_count(&mut self, session_key: &str) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM session_pending WHERE session_key = ?1")
+            .and_then(|mut st| st.query_row(params![session_key], |r| r.get(0)))
+            .map_err(map_err)?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn session_pending_clear(&mut self, session_key: &str) -> Result<u64, StoreError> {
+        let n = self.exec(
+            "DELETE FROM session_pending WHERE session_key = ?1",
+            params![session_key],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn session_delivered_put(
+        &mut self,
+        session_key: &str,
+        items: &[DeliveredItem],
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        validate_id("session key", session_key)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO session_delivered (session_key, datastore, guid, revision)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (session_key, datastore, guid)
+                 DO UPDATE SET revision = excluded.revision",
+            )
+            .map_err(map_err)?;
+        for i in items {
+            stmt.execute(params![session_key, i.datastore, i.guid, i.revision])
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    fn session_delivered_list(
+        &mut self,
+        session_key: &str,
+    ) -> Result<Vec<DeliveredItem>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT datastore, guid, revision FROM session_delivered
+                 WHERE session_key = ?1 ORDER BY datastore, guid",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![session_key], |r| {
+                Ok(DeliveredItem {
+                    datastore: r.get(0)?,
+                    guid: r.get(1)?,
+                    revision: r.get(2)?,
+                })
+            })
+            .map_err(map_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
     }
 
     // ----- audit ----------------------------------------------------------------------------

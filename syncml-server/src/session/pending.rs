@@ -1,0 +1,189 @@
+//! Package 4 not sent yet, kept beside the session record: one store row per command
+//! ([`PendingCommand`]), so that each message of a long package 4 reads, decodes and
+//! removes only about what it sends, and the session record stays small.
+//!
+//! A row holds one command of a `Sync` together with that `Sync`'s shell (Target, Source,
+//! NumberOfChanges as they went into the first message), encoded as a WBXML message of
+//! its own; a `Sync` without commands is one row of the shell alone. The CmdIDs of the
+//! rows' commands (and of each shell) are the rows' `seq`s until they are renumbered on
+//! sending: what a message sent is read off the CmdIDs it took.
+
+use std::collections::{BTreeMap, HashMap};
+
+use syncml_core::model::{Command, Sync, SyncBody, SyncHdr, SyncMl};
+use syncml_core::tree::SyncMlVersion;
+use syncml_core::Encoding;
+
+use super::state::SentItem;
+use crate::store::{PendingCommand, StoreError};
+
+/// Numbers package 4 as built: every command of every `Sync` gets the next `seq` as its
+/// CmdID, a `Sync` the `seq` of its first command (or the next one when it has none).
+/// `built` maps the CmdIDs as built to the items they send; returns them by `seq`.
+pub(super) fn number(
+    cmds: &mut [Command],
+    built: &BTreeMap<String, SentItem>,
+) -> HashMap<i64, SentItem> {
+    let mut items = HashMap::new();
+    let mut seq: i64 = 0;
+    for c in cmds.iter_mut() {
+        match c {
+            Command::Sync(sync) => {
+                let first = seq;
+                for inner in &mut sync.commands {
+                    if let Some(item) = built.get(inner.cmd_id()) {
+                        items.insert(seq, item.clone());
+                    }
+                    inner.set_cmd_id(seq.to_string());
+                    seq += 1;
+                }
+                if sync.commands.is_empty() {
+                    seq += 1;
+                }
+                sync.cmd_id = first.to_string();
+            }
+            other => {
+                if let Some(item) = built.get(other.cmd_id()) {
+                    items.insert(seq, item.clone());
+                }
+                other.set_cmd_id(seq.to_string());
+                seq += 1;
+            }
+        }
+    }
+    items
+}
+
+/// The `seq` a CmdID given by [`number`] stands for.
+pub(super) fn seq_of(cmd_id: &str) -> Result<i64, StoreError> {
+    cmd_id
+        .trim()
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("pending package 4: CmdID {cmd_id:?}")))
+}
+
+/// The `seq`s a message took: those of the commands in `sent` (before renumbering).
+pub(super) fn sent_seqs(sent: &[Command]) -> Result<Vec<i64>, StoreError> {
+    let mut out = Vec::new();
+    for c in sent {
+        match c {
+            Command::Sync(sync) => {
+                if sync.commands.is_empty() {
+                    out.push(seq_of(&sync.cmd_id)?);
+                }
+                for inner in &sync.commands {
+                    out.push(seq_of(inner.cmd_id())?);
+                }
+            }
+            other => out.push(seq_of(other.cmd_id())?),
+        }
+    }
+    Ok(out)
+}
+
+/// The message a row's command is wrapped in: a fixed, minimal header.
+fn holder(cmd: Command) -> SyncMl {
+    SyncMl {
+        header: SyncHdr::new(SyncMlVersion::default(), "0", "0", "p", "p"),
+        body: SyncBody {
+            commands: vec![cmd],
+            is_final: false,
+        },
+    }
+}
+
+fn encode(cmd: Command) -> Result<Vec<u8>, StoreError> {
+    syncml_core::encode(&holder(cmd), Encoding::Wbxml)
+        .map_err(|e| StoreError::Backend(format!("pending package 4: {e}")))
+}
+
+/// The rows of `rest` (numbered by [`number`]), in order. A row's `size` is what its
+/// command adds to a message (the shell's bytes are counted once, on a row of a shell
+/// alone), so a message's worth of rows is about a message's worth of commands.
+pub(super) fn rows(
+    rest: Vec<Command>,
+    items: &HashMap<i64, SentItem>,
+) -> Result<Vec<PendingCommand>, StoreError> {
+    let mut out = Vec::new();
+    let bare = encode(Command::Sync(Sync::default()))?.len() as i64;
+    let row = |seq: i64, data: Vec<u8>, size: i64| {
+        let item = items.get(&seq);
+        PendingCommand {
+            seq,
+            size: size.max(1),
+            datastore: item.map(|i| i.datastore.clone()),
+            guid: item.map(|i| i.guid.clone()),
+            revision: item.map(|i| i.revision),
+            data,
+        }
+    };
+    for c in rest {
+        match c {
+            Command::Sync(mut sync) => {
+                let inner = std::mem::take(&mut sync.commands);
+                let shell_only = encode(Command::Sync(sync.clone()))?;
+                if inner.is_empty() {
+                    let seq = seq_of(&sync.cmd_id)?;
+                    let size = shell_only.len() as i64 - bare;
+                    out.push(row(seq, shell_only, size));
+                    continue;
+                }
+                let base = shell_only.len() as i64;
+                for cmd in inner {
+                    let seq = seq_of(cmd.cmd_id())?;
+                    let mut one = sync.clone();
+                    one.cmd_id = seq.to_string();
+                    one.commands = vec![cmd];
+                    let data = encode(Command::Sync(one))?;
+                    let size = data.len() as i64 - base;
+                    out.push(row(seq, data, size));
+                }
+            }
+            other => {
+                let seq = seq_of(other.cmd_id())?;
+                let data = encode(other)?;
+                let size = data.len() as i64 - bare;
+                out.push(row(seq, data, size));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The commands of `rows` (in order; consecutive parts of one `Sync` joined again) and
+/// the item each `seq` sends.
+pub(super) fn decode(
+    rows: &[PendingCommand],
+) -> Result<(Vec<Command>, HashMap<i64, SentItem>), StoreError> {
+    let mut cmds: Vec<Command> = Vec::with_capacity(rows.len());
+    let mut items = HashMap::new();
+    for r in rows {
+        let msg = syncml_core::decode(&r.data)
+            .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
+        cmds.extend(msg.body.commands);
+        if let (Some(datastore), Some(guid), Some(revision)) = (&r.datastore, &r.guid, r.revision) {
+            items.insert(
+                r.seq,
+                SentItem {
+                    datastore: datastore.clone(),
+                    guid: guid.clone(),
+                    revision,
+                },
+            );
+        }
+    }
+    Ok((super::merge_syncs(cmds), items))
+}
+
+/// Whether a row is one chunk of a large object with more to follow.
+pub(super) fn is_leading_chunk(row: &PendingCommand) -> Result<Option<bool>, StoreError> {
+    let msg = syncml_core::decode(&row.data)
+        .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
+    Ok(match msg.body.commands.first() {
+        Some(Command::Sync(s)) => s
+            .commands
+            .first()
+            .map(|c| c.items().first().is_some_and(|i| i.more_data)),
+        _ => None,
+    })
+}
