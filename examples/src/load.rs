@@ -714,6 +714,13 @@ async fn session(
     }
     if result.is_err() {
         let _ = s.abort(&mut stores);
+        // The server may have completed the session although its last answer never
+        // arrived (a node killed right after the commit): the handset's anchors then lag
+        // the server's and its next session is a slow sync (508). A slow sync merges by
+        // content (OMA DS: it carries no deletes and no edit history), so an item edited
+        // before it would come back as a second item beside the server's older version.
+        // Like a careful handset, make no edits until a session went through again.
+        t.synced = false;
     }
     result
 }
