@@ -2249,6 +2249,12 @@ fn note_delivered(tx: &mut dyn Tx, st: &mut SessionState, msg: &SyncMl) -> Resul
         return Ok(());
     }
     let flight = std::mem::take(&mut st.in_flight);
+    if st.phase != Phase::ServerSync {
+        // Package 4 is complete: a suspend from here on resumes after it, and the
+        // items' maps go first, so nothing needs remembering (most sessions: package 4
+        // in one message, its statuses in package 5).
+        return Ok(());
+    }
     let mut took = Vec::new();
     for c in &msg.body.commands {
         let Command::Status(s) = c else { continue };
@@ -2268,6 +2274,9 @@ fn note_delivered(tx: &mut dyn Tx, st: &mut SessionState, msg: &SyncMl) -> Resul
     }
     // Beside the session record, not in it: a long package 4 would make the state grow
     // with every message. Read back only when the session is suspended.
+    if took.is_empty() {
+        return Ok(());
+    }
     tx.session_delivered_put(&st.key, &took)
 }
 
