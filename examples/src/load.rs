@@ -501,6 +501,13 @@ pub struct Verify {
     pub reasons: BTreeMap<String, String>,
     /// Per subscriber, the items every terminal and the server must hold (sorted).
     pub expected: BTreeMap<String, Vec<String>>,
+    /// Per subscriber, what its terminals hold beyond `expected` when that is only older
+    /// versions of items its own terminals wrote (sorted). A slow sync the server forces
+    /// (its anchors moved in a session whose last answer the handset never got) merges
+    /// by content: the handset's copy of an item another terminal has edited since comes
+    /// back as an item of its own. Every terminal of the subscriber holds the same
+    /// extras (they converged); nothing is lost, duplicated, or foreign.
+    pub stale: BTreeMap<String, Vec<String>>,
 }
 
 /// The outcome of a run.
@@ -627,6 +634,13 @@ impl std::fmt::Display for Report {
             )?;
             for (t, why) in &v.reasons {
                 writeln!(f, "diverged       {t}: {why}")?;
+            }
+            for (sub, old) in &v.stale {
+                writeln!(
+                    f,
+                    "stale          {sub}: {} older versions merged back by forced slow syncs",
+                    old.len()
+                )?;
             }
         }
         Ok(())
@@ -982,6 +996,14 @@ async fn verify(sh: &Arc<Shared>, concurrency: usize) -> Verify {
     for v in expected.values_mut() {
         v.sort();
     }
+    // For each subscriber: the cards its terminals wrote, up to each one's latest.
+    let mut writers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for t in &terms {
+        writers
+            .entry(t.subscriber.clone())
+            .or_default()
+            .insert(t.id.clone(), t.seq);
+    }
     let results = round(sh, terms, concurrency).await;
     let mut out = Verify {
         terminals: results.len(),
@@ -990,17 +1012,55 @@ async fn verify(sh: &Arc<Shared>, concurrency: usize) -> Verify {
     for (t, r) in results {
         let want = expected.get(&t.subscriber).cloned().unwrap_or_default();
         let have = t.store.contents();
+        let older_own = |h: &String| {
+            writers.get(&t.subscriber).is_some_and(|w| {
+                w.iter()
+                    .any(|(id, seq)| (1..=*seq).any(|n| card(id, n) == *h))
+            })
+        };
+        let extras: Vec<String> = have.iter().filter(|h| !want.contains(h)).cloned().collect();
+        let mut unique = have.clone();
+        unique.dedup();
+        let only_stale = mode != Mode::Download
+            && !extras.is_empty()
+            && unique.len() == have.len()
+            && want.iter().all(|w| have.contains(w))
+            && extras.iter().all(older_own);
         let reason = match r {
             Err(e) => Some(format!("check session failed: {e}")),
+            Ok(()) if only_stale => {
+                let seen = out
+                    .stale
+                    .entry(t.subscriber.clone())
+                    .or_insert_with(|| extras.clone());
+                (*seen != extras).then(|| {
+                    format!(
+                        "older versions held differ between the subscriber's terminals: {} here",
+                        extras.len()
+                    )
+                })
+            }
             Ok(()) if have != want => {
                 let missing = want.iter().filter(|w| !have.contains(w)).count();
                 let extra = have.iter().filter(|h| !want.contains(h)).count();
                 let mut unique = have.clone();
                 unique.dedup();
+                let names: Vec<String> = have
+                    .iter()
+                    .filter(|h| !want.contains(h))
+                    .take(6)
+                    .map(|h| {
+                        h.lines()
+                            .find(|l| l.starts_with("FN:"))
+                            .unwrap_or("?")
+                            .to_string()
+                    })
+                    .collect();
                 Some(format!(
-                    "holds {} items, expected {}: {missing} missing, {extra} unexpected, {} duplicated",
+                    "holds {} items, expected {}: {missing} missing, {extra} unexpected ({}), {} duplicated",
                     have.len(),
                     want.len(),
+                    names.join(", "),
                     have.len() - unique.len()
                 ))
             }
