@@ -8,6 +8,9 @@
 #
 # Build first: cargo build --release -p syncml-server -p syncml-examples
 # PG_SYNC_COMMIT=off starts the throwaway cluster with synchronous_commit=off.
+# SERVER_ARGS adds `serve` options (e.g. "--workers 512"), SERVER_ENV environment
+# assignments for the server (e.g. "GLIBC_TUNABLES=..."), DURATION the measured seconds
+# (default 20): what the A/B comparisons of BENCHMARKS.md vary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=target/release
@@ -25,7 +28,8 @@ load=(--subscribers 1000 --terminals 1000 --mode two-way --items 10)
 urls=()
 if [[ $kind == sqlite ]]; then
     $B/syncml-load --data "$work/data" "${load[@]}" --provision-only >/dev/null
-    $B/syncml-server --data "$work/data" serve --listen 127.0.0.1:18089 >"$work/node1.log" 2>&1 &
+    env ${SERVER_ENV:-} $B/syncml-server --data "$work/data" serve --listen 127.0.0.1:18089 \
+        ${SERVER_ARGS:-} >"$work/node1.log" 2>&1 &
     pids+=($!); urls+=(--url http://127.0.0.1:18089/sync)
 else
     if [[ -z ${PG_URL:-} ]]; then
@@ -40,11 +44,12 @@ else
     fi
     $B/syncml-load --db "$PG_URL" "${load[@]}" --provision-only >/dev/null
     for i in $(seq 1 "$N"); do
-        $B/syncml-server --db "$PG_URL" serve --listen 127.0.0.1:1809$i >"$work/node$i.log" 2>&1 &
+        env ${SERVER_ENV:-} $B/syncml-server --db "$PG_URL" serve --listen 127.0.0.1:1809$i \
+            ${SERVER_ARGS:-} >"$work/node$i.log" 2>&1 &
         pids+=($!); urls+=(--url http://127.0.0.1:1809$i/sync)
     done
 fi
 sleep 1.5
-$B/syncml-load "${urls[@]}" $HOP "${load[@]}" --concurrency "$C" --duration 20 --warmup \
+$B/syncml-load "${urls[@]}" $HOP "${load[@]}" --concurrency "$C" --duration "${DURATION:-20}" --warmup \
     --verify --server-pid "${pids[0]}" --quiet | grep -v '^diverged'
 for p in "${pids[@]}"; do ps -o rss=,time= -p "$p" | sed "s/^/node $p rss KiB, cpu time: /"; done

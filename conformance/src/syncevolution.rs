@@ -47,6 +47,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use syncml_core::content::split_content_line;
 
 /// The Debian packages that provide the SyncEvolution client and the shim's compiler.
 pub const CLIENT_PACKAGES: &str = "syncevolution gcc libc6-dev";
@@ -1044,20 +1045,6 @@ fn unfold(text: &str) -> Vec<String> {
         }
     }
     lines
-}
-
-/// Splits a content line into its name part (group, name and parameters) and its value,
-/// at the first `:` outside double quotes.
-fn split_content_line(line: &str) -> (&str, &str) {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ':' if !quoted => return (&line[..i], &line[i + 1..]),
-            _ => {}
-        }
-    }
-    (line, "")
 }
 
 /// Normalises a vCard or iCalendar text for comparison by content: unfolds lines,

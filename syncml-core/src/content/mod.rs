@@ -92,6 +92,26 @@
 //! from that version, whatever the declared type.
 
 mod syntax;
+
+/// Splits a content line (vCard, vCalendar, vNote) at the first `:` outside double quotes
+/// into its name part (group, name and parameters) and its value; a line without one is
+/// all name.
+///
+/// ```
+/// use syncml_core::content::split_content_line;
+/// assert_eq!(split_content_line(r#"X;P="a:b":v:w"#), (r#"X;P="a:b""#, "v:w"));
+/// ```
+pub fn split_content_line(line: &str) -> (&str, &str) {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ':' if !quoted => return (&line[..i], &line[i + 1..]),
+            _ => {}
+        }
+    }
+    (line, "")
+}
 mod vcalendar;
 mod vcard;
 mod vnote;

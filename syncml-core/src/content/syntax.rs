@@ -122,7 +122,7 @@ enum Cont {
 
 /// How the logical line that starts with `line` continues (old syntax only).
 fn continuation(line: &str) -> Cont {
-    let (head, _) = split_value(line);
+    let (head, _) = super::split_content_line(line);
     let mut cont = Cont::None;
     for p in split_unquoted(head, ';').into_iter().skip(1) {
         let p = p.trim().to_ascii_uppercase();
@@ -211,20 +211,6 @@ fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
     out
 }
 
-/// `(name and parameters, value)` of a content line: split at the first `:` outside
-/// quotes.
-fn split_value(line: &str) -> (&str, &str) {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ':' if !quoted => return (&line[..i], &line[i + 1..]),
-            _ => {}
-        }
-    }
-    (line, "")
-}
-
 fn unquote(s: &str) -> &str {
     let s = s.trim();
     s.strip_prefix('"')
@@ -233,7 +219,7 @@ fn unquote(s: &str) -> &str {
 }
 
 fn parse_prop(line: &str, syntax: Syntax) -> Option<Prop> {
-    let (head, value) = split_value(line);
+    let (head, value) = super::split_content_line(line);
     let mut parts = split_unquoted(head, ';').into_iter();
     let full = parts.next()?.trim();
     let (group, name) = match full.rsplit_once('.') {

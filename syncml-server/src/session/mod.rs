@@ -49,6 +49,7 @@ use crate::store::{
 };
 use state::{DsState, PendingLob, Phase, SentItem, SessionState};
 use syncml_core::auth;
+use syncml_core::content::split_content_line;
 use syncml_core::model::{
     Alert, Anchor, Chal, Command, Data, Delete, GetPut, Item, ItemCommand, Meta, Results, Source,
     Status, Sync, SyncHdr, SyncMl, Target,
@@ -336,20 +337,6 @@ fn content_key(data: &[u8]) -> Vec<u8> {
     let mut lines: Vec<String> = props.into_iter().map(|(n, v)| format!("{n}:{v}")).collect();
     lines.sort_unstable();
     lines.join("\n").into_bytes()
-}
-
-/// Splits a content line at the first `:` outside double quotes into its name part
-/// (group, name, parameters) and its value.
-fn split_content_line(line: &str) -> (&str, &str) {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ':' if !quoted => return (&line[..i], &line[i + 1..]),
-            _ => {}
-        }
-    }
-    (line, "")
 }
 
 /// [`content_key`] of the item in the datastore's preferred format: a handset that sends
