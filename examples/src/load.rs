@@ -90,6 +90,9 @@ pub struct Options {
     /// Before the clock starts, one session per terminal (the first, slow sync), so the
     /// measured sessions are all of the chosen mode.
     pub warmup: bool,
+    /// Told once the warm-up round has completed, before the measured load starts (a
+    /// test starts disrupting the servers then, not while the first syncs run).
+    pub warmed: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Default for Options {
@@ -110,6 +113,7 @@ impl Default for Options {
             progress: false,
             verify: false,
             warmup: false,
+            warmed: None,
         }
     }
 }
@@ -845,6 +849,10 @@ pub async fn run(o: Options) -> Result<Report, String> {
             return Err(format!("warm-up: {failed} of {n} terminals failed"));
         }
     }
+    if let Some(tell) = &o.warmed {
+        // The receiver may be gone; the load goes on regardless.
+        let _ = tell.send(());
+    }
     let server_before = o.server_pid.and_then(proc_sample);
     let self_before = proc_sample(std::process::id());
     let start = Instant::now();
@@ -1163,6 +1171,7 @@ fn main() -> std::process::ExitCode {
         progress: !cli.quiet,
         verify: cli.verify,
         warmup: cli.warmup,
+        warmed: None,
     };
     let provisioned = match (&cli.data, &cli.db) {
         (Some(dir), _) => Some(provision_dir(dir, &opts).map(|()| dir.display().to_string())),

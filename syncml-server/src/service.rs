@@ -9,7 +9,6 @@ use crate::store::{Store, StoreError, StoreExt, Timestamp};
 use hyper::StatusCode as HttpStatus;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use syncml_core::Encoding;
 use tracing::{info, warn};
 
 /// Longest wait for the store's answer to the readiness query.
@@ -143,48 +142,45 @@ impl SyncService {
         let t = now();
         let result = self
             .store
-            .transaction(|tx| self.engine.handle(tx, &inc, t, &mut os_random));
+            .transaction(|tx| self.engine.answer(tx, &inc, t, &mut os_random));
         let result = match result {
+            Ok(a) => Ok((a.message, Ok(a.body))),
             // Busy signalling (SP11 §2.12.1): a SyncML answer with only a SyncHdr Status
             // 101 and no Final; the client sends the message again.
             Err(StoreError::Busy(e)) => {
                 info!(terminal = %msg.header.source.loc_uri, error = %e, "store busy; answering 101");
-                Ok(self.engine.busy_reply(&inc))
+                let reply = self.engine.busy_reply(&inc);
+                let body = syncml_core::encode(&reply, req.encoding);
+                Ok((reply, body))
             }
-            other => other,
+            Err(e) => Err(e),
         };
         match result {
-            Ok(reply) => {
-                let bytes = match req.encoding {
-                    Encoding::Xml => syncml_core::encode(&reply, Encoding::Xml),
-                    Encoding::Wbxml => syncml_core::encode(&reply, Encoding::Wbxml),
-                };
-                match bytes {
-                    Ok(body) => {
-                        info!(
-                            terminal = %msg.header.source.loc_uri,
-                            msg_id = %msg.header.msg_id,
-                            in_bytes = req.body.len(),
-                            out_bytes = body.len(),
-                            "message handled"
-                        );
-                        let observed = Observation::of(&msg, &reply);
-                        let resp = SyncResponse::Message {
-                            encoding: req.encoding,
-                            body,
-                        };
-                        (resp, Some(observed))
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "reply could not be encoded");
-                        let resp = SyncResponse::Error {
-                            status: HttpStatus::INTERNAL_SERVER_ERROR,
-                            reason: "reply could not be encoded".into(),
-                        };
-                        (resp, None)
-                    }
+            Ok((reply, bytes)) => match bytes {
+                Ok(body) => {
+                    info!(
+                        terminal = %msg.header.source.loc_uri,
+                        msg_id = %msg.header.msg_id,
+                        in_bytes = req.body.len(),
+                        out_bytes = body.len(),
+                        "message handled"
+                    );
+                    let observed = Observation::of(&msg, &reply);
+                    let resp = SyncResponse::Message {
+                        encoding: req.encoding,
+                        body,
+                    };
+                    (resp, Some(observed))
                 }
-            }
+                Err(e) => {
+                    warn!(error = %e, "reply could not be encoded");
+                    let resp = SyncResponse::Error {
+                        status: HttpStatus::INTERNAL_SERVER_ERROR,
+                        reason: "reply could not be encoded".into(),
+                    };
+                    (resp, None)
+                }
+            },
             Err(e) => {
                 warn!(error = %e, "message failed; nothing was committed");
                 let resp = SyncResponse::Error {

@@ -353,10 +353,16 @@ fn killing_nodes_during_a_load_run_loses_and_duplicates_nothing() {
     ];
     o.urls = nodes.iter().map(Node::url).collect();
 
+    let (warmed, warm) = std::sync::mpsc::channel();
+    o.warmed = Some(warmed);
     let run = {
         let o = o.clone();
         std::thread::spawn(move || rt().block_on(load::run(o)))
     };
+    // The first syncs must complete undisturbed (see `warmup` above): the kills start
+    // once the warm-up round is over, however long it took on a loaded machine.
+    warm.recv_timeout(Duration::from_secs(120))
+        .expect("the warm-up round did not complete");
     // kill -9 one node after the other while the load runs; each comes back at once on
     // the same port. The last restart is well before the load's end, so the convergence
     // rounds that follow it find both nodes up.

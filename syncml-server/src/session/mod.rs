@@ -120,6 +120,15 @@ impl Default for EngineConfig {
     }
 }
 
+/// A reply as it goes out ([`Engine::answer`]).
+#[derive(Debug)]
+pub struct Answer {
+    /// The reply.
+    pub message: SyncMl,
+    /// The reply in the request's encoding.
+    pub body: Vec<u8>,
+}
+
 /// One incoming message with what the transport knows about it.
 #[derive(Debug)]
 pub struct Incoming<'a> {
@@ -269,6 +278,43 @@ fn parse_iso_time(v: &str) -> Option<Timestamp> {
     Some(Timestamp::from_unix_secs(
         days * 86_400 + h * 3600 + mi * 60 + s,
     ))
+}
+
+/// A slow sync's pool of our items the client has not matched yet, by content key
+/// ([`format_key`]): several items may share a key (true duplicates), each is matched once.
+struct Unmatched(std::collections::HashMap<Vec<u8>, Vec<String>>);
+
+impl Unmatched {
+    /// Our live items that the terminal's map does not name yet.
+    fn load(
+        tx: &mut dyn Tx,
+        def: &DatastoreDef,
+        dsk: DatastoreKey<'_>,
+        sk: SyncKey<'_>,
+    ) -> Result<Self, StoreError> {
+        let mapped: std::collections::HashSet<String> =
+            tx.map_list(sk)?.into_iter().map(|m| m.guid).collect();
+        let mut pool: std::collections::HashMap<Vec<u8>, Vec<String>> = Default::default();
+        // Newest last, so `take` hands out the oldest of equal items first.
+        for it in tx.items_list_live(dsk)?.into_iter().rev() {
+            if !mapped.contains(&it.guid) {
+                pool.entry(format_key(def, &it.content_type, &it.data))
+                    .or_default()
+                    .push(it.guid);
+            }
+        }
+        Ok(Unmatched(pool))
+    }
+
+    /// One unmatched item with this key, taken out of the pool.
+    fn take(&mut self, key: &[u8]) -> Option<String> {
+        let guids = self.0.get_mut(key)?;
+        let g = guids.pop();
+        if guids.is_empty() {
+            self.0.remove(key);
+        }
+        g
+    }
 }
 
 /// Properties that change on every write or that clients rewrite at will; they do
@@ -437,6 +483,38 @@ impl Engine {
         now: Timestamp,
         rng: &mut dyn FnMut(&mut [u8]),
     ) -> Result<SyncMl, StoreError> {
+        self.handle_inner(tx, inc, now, rng, &mut None)
+    }
+
+    /// [`Engine::handle`], with the reply also encoded in the request's encoding: the
+    /// engine encodes it anyway to keep it for a retransmission, so the caller does not
+    /// encode it again.
+    pub fn answer(
+        &self,
+        tx: &mut dyn Tx,
+        inc: &Incoming<'_>,
+        now: Timestamp,
+        rng: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<Answer, StoreError> {
+        let mut wire = None;
+        let message = self.handle_inner(tx, inc, now, rng, &mut wire)?;
+        let body = match wire {
+            Some(body) => body,
+            None => syncml_core::encode(&message, inc.encoding)
+                .map_err(|e| StoreError::Backend(format!("encoding our reply: {e}")))?,
+        };
+        Ok(Answer { message, body })
+    }
+
+    /// `wire` receives the reply's encoding when the engine made it.
+    fn handle_inner(
+        &self,
+        tx: &mut dyn Tx,
+        inc: &Incoming<'_>,
+        now: Timestamp,
+        rng: &mut dyn FnMut(&mut [u8]),
+        wire: &mut Option<Vec<u8>>,
+    ) -> Result<SyncMl, StoreError> {
         let msg = inc.msg;
         let hdr = &msg.header;
         let terminal_id = hdr.source.loc_uri.trim().to_string();
@@ -445,7 +523,7 @@ impl Engine {
         let mut st = match inc.session_token {
             Some(tok) => match tx.session_load(tok, now)? {
                 Some(rec) if rec.terminal_id == terminal_id => {
-                    match serde_json::from_slice::<SessionState>(&rec.state) {
+                    match SessionState::from_record(&rec.state) {
                         Ok(s) if s.client_session_id == hdr.session_id && !s.suspended => s,
                         Ok(_) => {
                             debug!(token = tok, "client started a new session");
@@ -474,9 +552,17 @@ impl Engine {
         // of the session, a resent package 3 would be read as package 5 and complete the
         // session (anchors and mark moved) before the client ever saw package 4.
         if st.last_client_msg_id.as_deref() == Some(hdr.msg_id.trim()) {
-            if let Some(bytes) = &st.last_reply {
-                let reply = syncml_core::decode(bytes)
+            if let Some(bytes) = st.last_reply.take() {
+                let reply = syncml_core::decode(&bytes)
                     .map_err(|e| StoreError::Corrupt(format!("stored reply: {e}")))?;
+                let stored = if st.last_reply_xml {
+                    Encoding::Xml
+                } else {
+                    Encoding::Wbxml
+                };
+                if stored == inc.encoding {
+                    *wire = Some(bytes);
+                }
                 info!(terminal = %terminal_id, msg_id = %hdr.msg_id, "retransmitted message; resending our answer");
                 return Ok(reply);
             }
@@ -737,12 +823,14 @@ impl Engine {
             tx.terminal_touch_last_session(&subscriber, &terminal_id, now)?;
         } else {
             st.last_client_msg_id = Some(hdr.msg_id.trim().to_string());
-            st.last_reply = Some(
-                syncml_core::encode(&out, Encoding::Wbxml)
-                    .map_err(|e| StoreError::Backend(format!("storing our reply: {e}")))?,
-            );
-            let state = serde_json::to_vec(&st)
+            let body = syncml_core::encode(&out, inc.encoding)
+                .map_err(|e| StoreError::Backend(format!("encoding our reply: {e}")))?;
+            st.last_reply_xml = inc.encoding == Encoding::Xml;
+            st.last_reply = Some(body);
+            let state = st
+                .to_record()
                 .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
+            *wire = st.last_reply.take();
             tx.session_save(&SessionRecord {
                 key: st.key.clone(),
                 subscriber_id: subscriber.clone(),
@@ -821,7 +909,8 @@ impl Engine {
             kept.in_flight.clear();
             let key = suspend_key(subscriber, &st.terminal);
             kept.key = key.clone();
-            let state = serde_json::to_vec(&kept)
+            let state = kept
+                .to_record()
                 .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
             tx.session_save(&SessionRecord {
                 key,
@@ -850,7 +939,7 @@ impl Engine {
         let Some(mut rec) = tx.session_load(&key, now)? else {
             return Ok(None);
         };
-        let Ok(mut sus) = serde_json::from_slice::<SessionState>(&rec.state) else {
+        let Ok(mut sus) = SessionState::from_record(&rec.state) else {
             tx.session_delete(&key)?;
             return Ok(None);
         };
@@ -861,7 +950,8 @@ impl Engine {
         if sus.stores.is_empty() {
             tx.session_delete(&key)?;
         } else {
-            rec.state = serde_json::to_vec(&sus)
+            rec.state = sus
+                .to_record()
                 .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
             tx.session_save(&rec)?;
         }
@@ -1520,17 +1610,10 @@ impl Engine {
             }
             return Ok(());
         }
-        // Slow sync and refresh from client match the client's items against ours.
-        let mut unmatched: Vec<(Vec<u8>, String)> = Vec::new();
-        if matches!(alert, 201 | 203) {
-            let mapped: std::collections::HashSet<String> =
-                tx.map_list(sk)?.into_iter().map(|m| m.guid).collect();
-            for it in tx.items_list_live(dsk)? {
-                if !mapped.contains(&it.guid) {
-                    unmatched.push((format_key(def, &it.content_type, &it.data), it.guid));
-                }
-            }
-        }
+        // Slow sync and refresh from client match the client's items against ours by
+        // content: our unmapped items, keyed on the first client item that needs them (a
+        // client that sends nothing, as in a download to an empty handset, costs nothing).
+        let mut unmatched: Option<Unmatched> = None;
         let mut conflict_set: Option<std::collections::HashSet<String>> = None;
         let policy = self.cfg.policy_for(def.name);
         let acked = st
@@ -1594,8 +1677,11 @@ impl Engine {
                         };
                         if guid.is_none() && matches!(alert, 201 | 203) {
                             let k = format_key(def, &ctype, &data);
-                            if let Some(pos) = unmatched.iter().position(|(ck, _)| *ck == k) {
-                                let (_, g) = unmatched.swap_remove(pos);
+                            let pool = match &mut unmatched {
+                                Some(pool) => pool,
+                                None => unmatched.insert(Unmatched::load(tx, def, dsk, sk)?),
+                            };
+                            if let Some(g) = pool.take(&k) {
                                 // Same content already on the server: map, don't duplicate.
                                 tx.map_put(sk, &[MapEntry::new(luid.clone(), g.clone())])?;
                                 if let Some(ds) = st.store_mut(def.name) {
@@ -2018,8 +2104,15 @@ impl Engine {
                 Command::Sync(mut sync) => {
                     let mut shell = sync.clone();
                     shell.commands.clear();
+                    // What a message holding one Add with an empty item takes: most items
+                    // fit beside it by their lengths alone, without being encoded.
+                    let base = encoded_need(&empty, &shell, &empty_add(), inc.encoding);
                     let mut out = Vec::with_capacity(sync.commands.len());
                     for inner in sync.commands.drain(..) {
+                        if base.saturating_add(need_bound(&inner, inc.encoding)) <= limit {
+                            out.push(inner);
+                            continue;
+                        }
                         match chunk_cmd(&empty, &shell, &inner, limit, inc.encoding) {
                             Some(chunks) => {
                                 debug!(chunks = chunks.len(), "large object sent in chunks");
@@ -2485,6 +2578,64 @@ fn encoded_need(empty: &SyncMl, shell: &Sync, cmd: &Command, enc: Encoding) -> u
     m.body.commands.push(Command::Sync(s));
     m.body.is_final = true;
     syncml_core::size::encoded_len(&m, enc).map_or(usize::MAX, |n| n + 2 + MSG_SLACK)
+}
+
+/// An Add with one empty item: the part of [`need_bound`] that does not depend on the item.
+fn empty_add() -> Command {
+    Command::Add(ItemCommand {
+        cmd_id: "0".into(),
+        items: vec![Item::default()],
+        ..ItemCommand::default()
+    })
+}
+
+/// An upper bound of what `cmd` adds to a message beyond [`empty_add`]: every string it
+/// carries at its longest escaped form (XML escapes a byte as at most 6: `&quot;`; base64
+/// takes 4 per 3) plus the tags, opaque lengths and CmdID around them (256 bytes).
+/// `usize::MAX` for anything but a single-item Add or Replace.
+fn need_bound(cmd: &Command, enc: Encoding) -> usize {
+    let (Command::Add(ic) | Command::Replace(ic)) = cmd else {
+        return usize::MAX;
+    };
+    let [item] = ic.items.as_slice() else {
+        return usize::MAX;
+    };
+    if item.meta.is_some()
+        || item.source_parent.is_some()
+        || item.target_parent.is_some()
+        || ic.cred.is_some()
+    {
+        return usize::MAX;
+    }
+    let content_type = match &ic.meta {
+        None => 0,
+        Some(m) => {
+            let t = m.r#type.as_deref().unwrap_or("");
+            if *m != Meta::of_type(t.to_string()) {
+                return usize::MAX;
+            }
+            t.len()
+        }
+    };
+    let per_byte = match enc {
+        Encoding::Xml => 6,
+        Encoding::Wbxml => 1,
+    };
+    let data = item.data.as_ref().map_or(0, |d| match d {
+        Data::Text(t) => t.len(),
+        Data::Binary(b) => b.len().div_ceil(3) * 4,
+        _ => usize::MAX / 16,
+    });
+    let strings = data
+        .saturating_add(content_type)
+        .saturating_add(item.source.as_ref().map_or(0, |x| {
+            x.loc_uri.len() + x.loc_name.as_ref().map_or(0, String::len)
+        }))
+        .saturating_add(item.target.as_ref().map_or(0, |x| {
+            x.loc_uri.len() + x.loc_name.as_ref().map_or(0, String::len)
+        }))
+        .saturating_add(ic.cmd_id.len());
+    strings.saturating_mul(per_byte).saturating_add(256)
 }
 
 /// Whether a package-4 command can go to the client: an object larger than its

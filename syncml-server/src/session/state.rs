@@ -97,9 +97,14 @@ pub struct SessionState {
     /// `MsgID` of the client message we answered last.
     #[serde(default)]
     pub last_client_msg_id: Option<String>,
-    /// Our answer to that message (WBXML), resent if the client retransmits it.
-    #[serde(default, with = "b64_opt")]
+    /// Our answer to that message as it went out, resent if the client retransmits it.
+    /// Stored after the JSON state, not in it ([`SessionState::to_record`]); a state
+    /// saved by an older build holds it here as base64 (WBXML).
+    #[serde(default, skip_serializing, deserialize_with = "b64_opt::deserialize")]
     pub last_reply: Option<Vec<u8>>,
+    /// `last_reply` is XML (otherwise WBXML).
+    #[serde(default)]
+    pub last_reply_xml: bool,
     /// A large object the client is sending in chunks (`MoreData`), not yet complete.
     /// It can span messages; nothing of it is stored until the last chunk arrives.
     #[serde(default)]
@@ -197,9 +202,128 @@ mod b64_opt {
     }
 }
 
+/// First byte of a framed session record ([`SessionState::to_record`]); a record that
+/// starts with `{` is the JSON state alone (written by an older build).
+const RECORD_FRAMED: u8 = 1;
+
+/// A session record that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The JSON state is malformed.
+    #[error("session state: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The framing is cut short.
+    #[error("session record truncated")]
+    Truncated,
+}
+
 impl SessionState {
+    /// The stored form of the state: `1`, the length of the JSON state (u32, big
+    /// endian), the JSON state, then `last_reply` as raw bytes. The reply (up to the
+    /// client's MaxMsgSize) stays out of the JSON: no base64 and no JSON string of it
+    /// on every message.
+    pub fn to_record(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let json = serde_json::to_vec(self)?;
+        let reply = self.last_reply.as_deref().unwrap_or_default();
+        let mut out = Vec::with_capacity(5 + json.len() + reply.len());
+        out.push(RECORD_FRAMED);
+        out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(reply);
+        Ok(out)
+    }
+
+    /// Reads a record written by [`SessionState::to_record`] (or the bare JSON state of
+    /// an older build).
+    pub fn from_record(bytes: &[u8]) -> Result<SessionState, RecordError> {
+        let Some((&RECORD_FRAMED, rest)) = bytes.split_first() else {
+            return Ok(serde_json::from_slice(bytes)?);
+        };
+        let (len, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or(RecordError::Truncated)?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(RecordError::Truncated);
+        }
+        let (json, reply) = rest.split_at(len);
+        let mut st: SessionState = serde_json::from_slice(json)?;
+        st.last_reply = (!reply.is_empty()).then(|| reply.to_vec());
+        Ok(st)
+    }
+
     /// The datastore state for a server LocURI or canonical name.
     pub fn store_mut(&mut self, name: &str) -> Option<&mut DsState> {
         self.stores.iter_mut().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_keeps_the_last_reply_as_raw_bytes_beside_the_json_state() {
+        let st = SessionState {
+            key: "k".into(),
+            last_client_msg_id: Some("3".into()),
+            last_reply: Some(vec![0x02, 0xA4, 0x01, 0x6A, 0x00, b'{']),
+            last_reply_xml: false,
+            ..SessionState::default()
+        };
+        let rec = st.to_record().unwrap();
+        assert_eq!(rec[0], RECORD_FRAMED);
+        let json_len = u32::from_be_bytes([rec[1], rec[2], rec[3], rec[4]]) as usize;
+        assert!(
+            rec.ends_with(&[0x02, 0xA4, 0x01, 0x6A, 0x00, b'{']),
+            "the reply follows the JSON unencoded"
+        );
+        assert_eq!(rec.len(), 5 + json_len + 6);
+        let json = std::str::from_utf8(&rec[5..5 + json_len]).unwrap();
+        assert!(
+            !json.contains("last_reply\":\""),
+            "no base64 copy in the JSON: {json}"
+        );
+        assert_eq!(SessionState::from_record(&rec).unwrap(), st);
+    }
+
+    #[test]
+    fn a_record_without_a_reply_reads_back_without_one() {
+        let st = SessionState {
+            key: "k".into(),
+            ..SessionState::default()
+        };
+        let back = SessionState::from_record(&st.to_record().unwrap()).unwrap();
+        assert_eq!(back.last_reply, None);
+        assert_eq!(back, st);
+    }
+
+    #[test]
+    fn a_bare_json_state_of_an_older_build_is_read_with_its_base64_reply() {
+        let legacy = br#"{"key":"k","client_session_id":"1","terminal":"t","subscriber":null,
+            "authenticated":true,"ver_dtd":"1.2","ver_proto":"SyncML/1.2","next_msg_id":2,
+            "client_max_msg_size":null,"client_max_obj_size":null,"phase":"Init",
+            "stores":[],"last_client_msg_id":"1","last_reply":"AqQBag=="}"#;
+        match SessionState::from_record(legacy) {
+            Ok(st) => {
+                assert_eq!(
+                    st.last_reply.as_deref(),
+                    Some(&[0x02, 0xA4, 0x01, 0x6A][..])
+                );
+                assert!(!st.last_reply_xml);
+            }
+            Err(e) => panic!("legacy state refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_truncated_record_is_an_error_not_a_panic() {
+        let rec = SessionState::default().to_record().unwrap();
+        for cut in 0..rec.len() {
+            assert!(
+                SessionState::from_record(&rec[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

@@ -488,9 +488,26 @@ fn configure(conn: &Connection, config: &SqliteConfig) -> Result<(), StoreError>
     };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(map_err)?;
+    // A long package 4 rewrites the same pages with every message (the session record
+    // with its stored reply, the head of the pending rows): checkpointing every 32 MiB
+    // of WAL instead of SQLite's default 4 MiB copies each such page to the database
+    // file once per checkpoint, not once per few messages.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+        .map_err(map_err)?;
+    // Group commit gives every writer a savepoint, and SQLite journals the original of
+    // each page a savepoint changes to a temporary file: keep that journal in memory
+    // (it was 10 MB of file writes for a 10,000-item download).
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(map_err)?;
+    // A page cache of 16 MiB (default 2 MiB) per connection.
+    conn.pragma_update(None, "cache_size", -16_384)
+        .map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
+
+/// WAL pages between automatic checkpoints (4 KiB pages: 32 MiB).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 /// Runs one statement without parameters through the statement cache.
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
