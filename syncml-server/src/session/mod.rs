@@ -789,7 +789,7 @@ impl Engine {
                     }
                 }
                 Phase::ServerSync => {
-                    is_final = self.continue_pkg4(tx, &mut st, inc, &mut reply)?;
+                    is_final = self.continue_pkg4(tx, &mut st, &terminal, inc, &mut reply)?;
                 }
                 Phase::Map => {
                     if msg.body.is_final {
@@ -1498,6 +1498,7 @@ impl Engine {
             sent_changes: 0,
             summary,
             delivered: Default::default(),
+            accepts: Vec::new(),
         };
         st.stores.retain(|s| s.name != def.name);
         let server_last = ds.server_last.clone();
@@ -1957,12 +1958,7 @@ impl Engine {
         let max_obj = st.client_max_obj_size;
         // Its DevInf, read once: SupportLargeObjs, and the content types each data store
         // receives (items in another format are converted, see `outbound`).
-        let devinf = match tx.terminal_devinf(&sub, &term)? {
-            Some(bytes) => syncml_core::xml::decode_document(&bytes)
-                .ok()
-                .and_then(|d| syncml_core::model::DevInf::from_element(d.root).ok()),
-            None => None,
-        };
+        let devinf = client_devinf(tx, &sub, &term)?;
         let large_ok = devinf.as_ref().is_none_or(|d| d.support_large_objs);
         let mut syncs = Vec::new();
         let mut ids = BuildIds::default();
@@ -1987,6 +1983,7 @@ impl Engine {
             }
             let mut cmds: Vec<Command> = Vec::new();
             let mut out = outbound::Outbound::new(devinf.as_ref(), &ds.client_uri, &ds.name);
+            ds.accepts = out.accepts();
             let want_changes = matches!(ds.alert, 200 | 201 | 204 | 205);
             if want_changes {
                 let mapped: std::collections::HashMap<String, String> = tx
@@ -2080,7 +2077,7 @@ impl Engine {
         // The rest waits in the store, one row per command: each later message reads
         // and removes only about what it sends.
         tx.session_pending_clear(&st.key)?;
-        let unsent = pending::rows(rest, &items)?;
+        let unsent = pending::rows(rest, &items, st.chunk_sent.is_some())?;
         if unsent.is_empty() {
             st.phase = Phase::Map;
         }
@@ -2135,6 +2132,7 @@ impl Engine {
         &self,
         tx: &mut dyn Tx,
         st: &mut SessionState,
+        terminal: &Terminal,
         inc: &Incoming<'_>,
         reply: &mut Reply,
     ) -> Result<bool, StoreError> {
@@ -2146,7 +2144,8 @@ impl Engine {
                 .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
             let items = pending::number(&mut cmds, &std::mem::take(&mut st.pkg4_items));
             tx.session_pending_clear(&st.key)?;
-            tx.session_pending_put(&st.key, &pending::rows(cmds, &items)?)?;
+            let rows = pending::rows(cmds, &items, st.chunk_sent.is_some())?;
+            tx.session_pending_put(&st.key, &rows)?;
         }
         let limit = msg_limit(st);
         // The client's status for the chunk we sent last: 213 asks for the next one;
@@ -2178,19 +2177,99 @@ impl Engine {
         let fetched: u64 = head.iter().map(|r| r.size.max(1) as u64).sum();
         let exhausted = fetched < budget;
         let last_fetched = head.last().map(|r| r.seq);
-        let (cmds, items) = pending::decode(&head)?;
-        let (_, sent) = self.send_pkg4(st, inc, reply, cmds, &items)?;
-        let last_sent = sent.iter().copied().max();
-        if let Some(through) = last_sent {
+        let decoded = self.pending_commands(tx, st, terminal, &head, inc.encoding)?;
+        let (_, sent) = self.send_pkg4(st, inc, reply, decoded.cmds, &decoded.items)?;
+        // Rows sent or skipped, from the head on: those are done with.
+        let done: std::collections::HashSet<i64> =
+            sent.iter().chain(&decoded.skipped).copied().collect();
+        let through = head
+            .iter()
+            .map(|r| r.seq)
+            .take_while(|seq| done.contains(seq))
+            .last();
+        if let Some(through) = through {
             tx.session_pending_remove_through(&st.key, through)?;
         }
-        if exhausted && last_fetched <= last_sent {
+        if exhausted && last_fetched <= through {
             st.pkg4_items.clear();
             st.phase = Phase::Map;
             Ok(true)
         } else {
             Ok(false)
         }
+    }
+
+    /// The commands of a message's worth of pending rows; rows by reference are built
+    /// again from the items' current versions, read in one go per datastore, as
+    /// `start_pkg4` built them (content converted for the client, titles-first filter).
+    fn pending_commands(
+        &self,
+        tx: &mut dyn Tx,
+        st: &SessionState,
+        terminal: &Terminal,
+        head: &[PendingCommand],
+        enc: Encoding,
+    ) -> Result<pending::Decoded, StoreError> {
+        let mut wanted: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for r in head.iter().filter(|r| pending::is_reference(r)) {
+            if let (Some(ds), Some(guid)) = (&r.datastore, &r.guid) {
+                wanted.entry(ds.as_str()).or_default().push(guid.clone());
+            }
+        }
+        let sub = terminal.subscriber_id.as_str();
+        let mut current: std::collections::HashMap<(String, String), crate::store::Item> =
+            Default::default();
+        for (ds, guids) in &wanted {
+            for it in tx.items_get(DatastoreKey::new(sub, ds), guids)? {
+                current.insert((ds.to_string(), it.guid.clone()), it);
+            }
+        }
+        let mut outbound: std::collections::HashMap<String, outbound::Outbound> =
+            Default::default();
+        pending::decode(head, |row| {
+            let (Some(name), Some(guid), Some(revision)) =
+                (&row.datastore, &row.guid, row.revision)
+            else {
+                return Err(StoreError::Corrupt(format!(
+                    "pending package 4: row {} by reference names no item",
+                    row.seq
+                )));
+            };
+            let Some(ds) = st.stores.iter().find(|d| &d.name == name) else {
+                return Err(StoreError::Corrupt(format!(
+                    "pending package 4: row {} of datastore {name} not in the session",
+                    row.seq
+                )));
+            };
+            let item = match current.remove(&(name.clone(), guid.clone())) {
+                Some(it) if !it.deleted && it.revision == revision => it,
+                other => {
+                    debug!(
+                        datastore = %name,
+                        guid = %guid,
+                        now = ?other.map(|i| (i.revision, i.deleted)),
+                        "item changed since package 4 was built; the next session sends it"
+                    );
+                    return Ok(None);
+                }
+            };
+            let out = outbound
+                .entry(name.clone())
+                .or_insert_with(|| outbound::Outbound::from_accepts(name, &ds.accepts));
+            let (ctype, data) = out.prepare(guid, &item.content_type, item.data);
+            let mut cmds = vec![add_cmd(row.seq.to_string(), enc, guid, &ctype, data)];
+            if let Some(props) = &ds.summary {
+                summary::summarise(&mut cmds, props);
+            }
+            Ok(Some(Command::Sync(Sync {
+                cmd_id: row.seq.to_string(),
+                target: Some(Target::new(ds.client_uri.clone())),
+                source: Some(Source::new(ds.server_uri.clone())),
+                number_of_changes: Some(ds.sent_changes),
+                commands: cmds,
+                ..Sync::default()
+            })))
+        })
     }
 
     /// Sends as much of `cmds` (numbered by [`pending::number`]) as fits in the client's
@@ -2793,6 +2872,20 @@ fn renumber(c: &mut Command, reply: &mut Reply) {
 }
 
 /// Consecutive parts of one Sync split across messages belong together again.
+/// The client's DevInf as the terminal last sent it, if it is readable.
+fn client_devinf(
+    tx: &mut dyn Tx,
+    subscriber: &str,
+    terminal: &str,
+) -> Result<Option<syncml_core::model::DevInf>, StoreError> {
+    Ok(match tx.terminal_devinf(subscriber, terminal)? {
+        Some(bytes) => syncml_core::xml::decode_document(&bytes)
+            .ok()
+            .and_then(|d| syncml_core::model::DevInf::from_element(d.root).ok()),
+        None => None,
+    })
+}
+
 fn merge_syncs(cmds: Vec<Command>) -> Vec<Command> {
     let mut out: Vec<Command> = Vec::new();
     for c in cmds {
@@ -3229,6 +3322,173 @@ mod tests {
             "session and rows gone"
         );
         assert_eq!(f.anchor().as_deref(), Some("a1"));
+    }
+
+    /// (GUID, Meta Type, data) of every Add the server sends.
+    fn server_adds_by_guid(m: &SyncMl) -> Vec<(String, String, String)> {
+        m.body
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Sync(s) => Some(s.commands.iter()),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|c| match c {
+                Command::Add(ic) => Some(ic),
+                _ => None,
+            })
+            .map(|ic| {
+                let item = ic.items.first().expect("one item");
+                (
+                    item.source.as_ref().expect("GUID").loc_uri.clone(),
+                    ic.meta
+                        .as_ref()
+                        .and_then(|m| m.r#type.clone())
+                        .unwrap_or_default(),
+                    String::from_utf8_lossy(
+                        item.data
+                            .as_ref()
+                            .and_then(Data::as_bytes)
+                            .unwrap_or_default(),
+                    )
+                    .into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The session's pending rows.
+    fn pending_rows(f: &Fixture, key: &str) -> Vec<PendingCommand> {
+        use crate::store::StoreExt;
+        f.store
+            .read(|tx| tx.session_pending_head(key, u64::MAX))
+            .expect("pending rows")
+    }
+
+    /// Runs package 4 to its end; every Add sent, by GUID.
+    fn download_rest(
+        f: &mut Fixture,
+        mut got: Vec<(String, String, String)>,
+    ) -> Vec<(String, String, String)> {
+        for _ in 0..100 {
+            let r = f.send(vec![], false);
+            got.extend(server_adds_by_guid(&r));
+            if r.body.is_final {
+                return got;
+            }
+        }
+        panic!("package 4 does not end");
+    }
+
+    #[test]
+    fn whole_item_adds_wait_by_reference_and_go_out_as_stored() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        f.seed_items(40);
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let first = server_adds_by_guid(&f.send(vec![client_sync(vec![])], true));
+        let key = f.token.clone().expect("session key");
+        let rows = pending_rows(&f, &key);
+        assert_eq!(rows.len(), 40 - first.len());
+        assert!(
+            rows.iter()
+                .all(|r| r.data.is_empty() && r.guid.is_some() && r.revision.is_some()),
+            "a pending Add holds the item's GUID and revision, not a copy of it"
+        );
+        let got = download_rest(&mut f, first);
+        let stored = f
+            .store
+            .read(|tx| tx.items_list_live(DatastoreKey::new("test", "contacts")))
+            .expect("items");
+        let mut want: Vec<(String, String, String)> = stored
+            .into_iter()
+            .map(|i| {
+                (
+                    i.guid,
+                    i.content_type,
+                    String::from_utf8_lossy(&i.data).into_owned(),
+                )
+            })
+            .collect();
+        let mut got = got;
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "every item once, as stored");
+    }
+
+    #[test]
+    fn whole_item_adds_by_reference_are_converted_like_the_first_message() {
+        let mut f = Fixture::new();
+        f.seed_items(20);
+        f.new_session();
+        let put = devinf_put(contacts_devinf(&[("text/x-vcard", "2.1")]));
+        f.send(vec![put, alert(201, None, "a1")], true);
+        let first = server_adds_by_guid(&f.send(vec![client_sync(vec![])], true));
+        assert!(first.len() < 20, "package 4 spans messages");
+        let got = download_rest(&mut f, first);
+        assert_eq!(got.len(), 20);
+        for (guid, ty, data) in &got {
+            assert_eq!(ty, "text/x-vcard", "{guid}");
+            assert!(data.contains("VERSION:2.1\r\n"), "{guid}: {data}");
+        }
+    }
+
+    #[test]
+    fn an_item_changed_during_a_download_goes_out_in_the_next_session_not_twice() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        f.seed_items(30);
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let first = server_adds_by_guid(&f.send(vec![client_sync(vec![])], true));
+        let key = f.token.clone().expect("session key");
+        let rows = pending_rows(&f, &key);
+        let changed = rows[0].guid.clone().expect("guid");
+        let deleted = rows[1].guid.clone().expect("guid");
+        let ds = DatastoreKey::new("test", "contacts");
+        f.store
+            .transaction(|tx| {
+                tx.items_put(
+                    ds,
+                    Some("other"),
+                    &[NewItem {
+                        guid: Some(changed.clone()),
+                        content_type: "text/vcard".into(),
+                        data: b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Changed\r\nEND:VCARD\r\n".to_vec(),
+                    }],
+                    Timestamp::from_unix_secs(3),
+                )?;
+                tx.items_delete(
+                    ds,
+                    Some("other"),
+                    &[deleted.clone()],
+                    Timestamp::from_unix_secs(3),
+                )
+            })
+            .expect("changes during the download");
+        let got = download_rest(&mut f, first);
+        assert_eq!(
+            got.len(),
+            28,
+            "the changed and the deleted item are not sent now"
+        );
+        assert!(got.iter().all(|(g, _, _)| *g != changed && *g != deleted));
+        let done = f.send(vec![], true);
+        assert!(done.header.resp_uri.is_none(), "package 5 completes");
+        // The next session brings the changed item, in its new version, once.
+        f.new_session();
+        f.send(vec![alert(200, Some("a1"), "a2")], true);
+        let next = f.send(vec![client_sync(vec![])], true);
+        let adds = server_adds_by_guid(&next);
+        assert_eq!(adds.len(), 1, "{adds:?}");
+        assert_eq!(adds[0].0, changed);
+        assert!(adds[0].2.contains("FN:Changed"));
+        assert!(
+            !next.body.commands.iter().any(|c| matches!(c, Command::Sync(s) if s.commands.iter().any(|x| matches!(x, Command::Delete(_))))),
+            "no Delete for an item the handset never got"
+        );
     }
 
     #[test]

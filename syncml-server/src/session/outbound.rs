@@ -12,7 +12,7 @@
 //!   item goes as it is (liberal: the device may still take it).
 //!
 //! The decision is made once per stored type and datastore; the DevInf is parsed once
-//! per package 4.
+//! per package 4 (later messages rebuild the converter from what the session kept of it).
 
 use std::collections::HashMap;
 
@@ -62,6 +62,28 @@ impl Outbound {
         Outbound {
             datastore: datastore.to_string(),
             accepts,
+            decisions: HashMap::new(),
+        }
+    }
+
+    /// What the terminal's data store receives (`Rx-Pref` first) as (MIME type,
+    /// version) pairs: kept in the session so that later messages of package 4 need not
+    /// parse the DevInf again ([`Outbound::from_accepts`]).
+    pub(super) fn accepts(&self) -> Vec<(String, String)> {
+        self.accepts
+            .iter()
+            .map(|c| (c.mime.clone(), c.version.clone()))
+            .collect()
+    }
+
+    /// The converter [`Outbound::accepts`] describes.
+    pub(super) fn from_accepts(datastore: &str, accepts: &[(String, String)]) -> Outbound {
+        Outbound {
+            datastore: datastore.to_string(),
+            accepts: accepts
+                .iter()
+                .map(|(mime, version)| ContentType::new(mime.as_str(), version.as_str()))
+                .collect(),
             decisions: HashMap::new(),
         }
     }

@@ -7,6 +7,13 @@
 //! its own; a `Sync` without commands is one row of the shell alone. The CmdIDs of the
 //! rows' commands (and of each shell) are the rows' `seq`s until they are renumbered on
 //! sending: what a message sent is read off the CmdIDs it took.
+//!
+//! An `Add` of a whole item (most of a download) is kept **by reference**: the row holds
+//! no data, only the item's datastore, GUID and revision, and the command is built again
+//! from the store when it goes out ([`decode`]'s `rebuild`). A long package 4 then writes
+//! a few bytes per item to the store instead of the item again. If the item changed or
+//! went away in the meantime, its row is skipped: its newer revision is above the mark
+//! this session sets, so the next session sends what became of it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -100,9 +107,15 @@ fn encode(cmd: Command) -> Result<Vec<u8>, StoreError> {
 /// The rows of `rest` (numbered by [`number`]), in order. A row's `size` is what its
 /// command adds to a message (the shell's bytes are counted once, on a row of a shell
 /// alone), so a message's worth of rows is about a message's worth of commands.
+///
+/// Whole-item `Add`s that deliver an item of `items` become rows by reference (see the
+/// module docs); chunks of a large object never do. `continues_chunk`: the message
+/// before `rest` ended with a chunk that has more to follow, so `rest` begins with the
+/// next chunk of that object.
 pub(super) fn rows(
     rest: Vec<Command>,
     items: &HashMap<i64, SentItem>,
+    continues_chunk: bool,
 ) -> Result<Vec<PendingCommand>, StoreError> {
     let mut out = Vec::new();
     let bare = encode(Command::Sync(Sync::default()))?.len() as i64;
@@ -117,6 +130,8 @@ pub(super) fn rows(
             data,
         }
     };
+    // Whether the command before this one was a chunk with more to follow.
+    let mut after_chunk = continues_chunk;
     for c in rest {
         match c {
             Command::Sync(mut sync) => {
@@ -131,15 +146,22 @@ pub(super) fn rows(
                 let base = shell_only.len() as i64;
                 for cmd in inner {
                     let seq = seq_of(cmd.cmd_id())?;
+                    let more_data = cmd.items().first().is_some_and(|i| i.more_data);
+                    let by_reference = !after_chunk
+                        && !more_data
+                        && items.contains_key(&seq)
+                        && matches!(&cmd, Command::Add(ic) if ic.items.len() == 1);
+                    after_chunk = more_data;
                     let mut one = sync.clone();
                     one.cmd_id = seq.to_string();
                     one.commands = vec![cmd];
                     let data = encode(Command::Sync(one))?;
                     let size = data.len() as i64 - base;
-                    out.push(row(seq, data, size));
+                    out.push(row(seq, if by_reference { Vec::new() } else { data }, size));
                 }
             }
             other => {
+                after_chunk = false;
                 let seq = seq_of(other.cmd_id())?;
                 let data = encode(other)?;
                 let size = data.len() as i64 - bare;
@@ -150,17 +172,46 @@ pub(super) fn rows(
     Ok(out)
 }
 
-/// The commands of `rows` (in order; consecutive parts of one `Sync` joined again) and
-/// the item each `seq` sends.
+/// Whether a row holds an `Add` by reference (no encoded command; see the module docs).
+pub(super) fn is_reference(row: &PendingCommand) -> bool {
+    row.data.is_empty()
+}
+
+/// What [`decode`] makes of a message's worth of rows.
+pub(super) struct Decoded {
+    /// The commands, in order; consecutive parts of one `Sync` joined again.
+    pub cmds: Vec<Command>,
+    /// The item each `seq` sends.
+    pub items: HashMap<i64, SentItem>,
+    /// Rows by reference whose item changed or went away since package 4 was built:
+    /// nothing goes out for them.
+    pub skipped: Vec<i64>,
+}
+
+/// The commands of `rows`. A row by reference is built again by `rebuild` (a `Sync`
+/// shell holding the `Add`, CmdIDs as [`number`] gave them), or skipped when it
+/// answers `None`.
 pub(super) fn decode(
     rows: &[PendingCommand],
-) -> Result<(Vec<Command>, HashMap<i64, SentItem>), StoreError> {
+    mut rebuild: impl FnMut(&PendingCommand) -> Result<Option<Command>, StoreError>,
+) -> Result<Decoded, StoreError> {
     let mut cmds: Vec<Command> = Vec::with_capacity(rows.len());
     let mut items = HashMap::new();
+    let mut skipped = Vec::new();
     for r in rows {
-        let msg = syncml_core::decode(&r.data)
-            .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
-        cmds.extend(msg.body.commands);
+        if is_reference(r) {
+            match rebuild(r)? {
+                Some(cmd) => cmds.push(cmd),
+                None => {
+                    skipped.push(r.seq);
+                    continue;
+                }
+            }
+        } else {
+            let msg = syncml_core::decode(&r.data)
+                .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
+            cmds.extend(msg.body.commands);
+        }
         if let (Some(datastore), Some(guid), Some(revision)) = (&r.datastore, &r.guid, r.revision) {
             items.insert(
                 r.seq,
@@ -172,11 +223,18 @@ pub(super) fn decode(
             );
         }
     }
-    Ok((super::merge_syncs(cmds), items))
+    Ok(Decoded {
+        cmds: super::merge_syncs(cmds),
+        items,
+        skipped,
+    })
 }
 
 /// Whether a row is one chunk of a large object with more to follow.
 pub(super) fn is_leading_chunk(row: &PendingCommand) -> Result<Option<bool>, StoreError> {
+    if is_reference(row) {
+        return Ok(None);
+    }
     let msg = syncml_core::decode(&row.data)
         .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
     Ok(match msg.body.commands.first() {

@@ -60,6 +60,11 @@ pub struct DsState {
     /// gathered here when it is suspended, and read from here by the session resuming it.
     #[serde(default)]
     pub delivered: BTreeMap<String, i64>,
+    /// What the client's data store receives (MIME type, version; `Rx-Pref` first), read
+    /// from its DevInf when package 4 was built: the rest of package 4 is converted for
+    /// it the same way without parsing the DevInf again. Empty: send as stored.
+    #[serde(default)]
+    pub accepts: Vec<(String, String)>,
 }
 
 /// The whole session.

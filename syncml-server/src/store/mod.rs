@@ -287,6 +287,13 @@ pub trait Tx {
 
     /// Reads an item's current version (possibly a tombstone).
     fn item_get(&mut self, ds: DatastoreKey<'_>, guid: &str) -> Result<Option<Item>, StoreError>;
+    /// The current versions (possibly tombstones) of the items with these GUIDs, in one
+    /// round trip, in no particular order; unknown GUIDs are left out.
+    fn items_get(
+        &mut self,
+        ds: DatastoreKey<'_>,
+        guids: &[String],
+    ) -> Result<Vec<Item>, StoreError>;
     /// Inserts or replaces a batch of items written by `origin` (a terminal id, or `None` for
     /// the operator). Each item takes the next revision of the datastore, in slice order; the
     /// previous version of a replaced item goes to history. Returns one [`PutResult`] per

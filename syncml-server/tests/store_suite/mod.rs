@@ -37,6 +37,7 @@ macro_rules! storage_suite {
             changes_since_excludes_own_writes,
             changes_since_returns_latest_state_once_per_guid,
             deletes_are_tombstones_with_history,
+            items_get_reads_current_versions_of_many_items_at_once,
             history_keeps_previous_versions,
             map_luid_guid_roundtrip_and_uniqueness,
             sync_state_roundtrip,
@@ -446,6 +447,49 @@ pub fn deletes_are_tombstones_with_history(db: &dyn TestDb) {
             Ok(())
         })
         .unwrap();
+}
+
+pub fn items_get_reads_current_versions_of_many_items_at_once(db: &dyn TestDb) {
+    let store = fixture(db);
+    let ds = DatastoreKey::new(A, CONTACTS);
+    let other = DatastoreKey::new(B, CONTACTS);
+    let r = store
+        .transaction(|tx| tx.items_put(ds, Some(TA1), &[vcard("a"), vcard("b"), vcard("c")], t(1)))
+        .unwrap();
+    let b_only = store
+        .transaction(|tx| tx.items_put(other, Some(TB1), &[vcard("theirs")], t(1)))
+        .unwrap();
+    store
+        .transaction(|tx| {
+            tx.items_put(ds, Some(TA2), &[replace(&r[0].guid, "a2")], t(2))?;
+            tx.items_delete(ds, Some(TA2), &[r[1].guid.clone()], t(2))
+        })
+        .unwrap();
+    let asked = vec![
+        r[0].guid.clone(),
+        r[1].guid.clone(),
+        "unknown".to_string(),
+        "nul\0guid".to_string(),
+        b_only[0].guid.clone(),
+    ];
+    let got = store.read(|tx| tx.items_get(ds, &asked)).unwrap();
+    let mut got: Vec<(String, i64, bool, Vec<u8>)> = got
+        .into_iter()
+        .map(|i| (i.guid, i.revision, i.deleted, i.data))
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (r[0].guid.clone(), 4, false, vcard("a2").data),
+        (r[1].guid.clone(), 5, true, Vec::new()),
+    ];
+    want.sort();
+    // GUIDs are per datastore: the other subscriber's item (whatever its GUID) is not
+    // read for ours.
+    assert_eq!(
+        got, want,
+        "current versions, tombstones included, nothing else"
+    );
+    assert!(store.read(|tx| tx.items_get(ds, &[])).unwrap().is_empty());
 }
 
 pub fn history_keeps_previous_versions(db: &dyn TestDb) {

@@ -852,6 +852,31 @@ impl Tx for PgTx<'_> {
         .transpose()
     }
 
+    fn items_get(
+        &mut self,
+        ds: DatastoreKey<'_>,
+        guids: &[String],
+    ) -> Result<Vec<Item>, StoreError> {
+        let guids: Vec<&str> = guids
+            .iter()
+            .map(String::as_str)
+            .filter(|g| !nul(&[g]))
+            .collect();
+        if guids.is_empty() || nul(&[ds.subscriber, ds.datastore]) {
+            return Ok(Vec::new());
+        }
+        self.query(
+            &format!(
+                "SELECT {ITEM_COLUMNS} FROM item
+                 WHERE subscriber_id = $1 AND datastore = $2 AND guid = ANY($3::text[])"
+            ),
+            &[&ds.subscriber, &ds.datastore, &guids],
+        )?
+        .iter()
+        .map(item_from_row)
+        .collect()
+    }
+
     fn items_put(
         &mut self,
         ds: DatastoreKey<'_>,

@@ -643,6 +643,21 @@ impl Tx for SqliteTx<'_> {
             .map_err(map_err)
     }
 
+    fn items_get(
+        &mut self,
+        ds: DatastoreKey<'_>,
+        guids: &[String],
+    ) -> Result<Vec<Item>, StoreError> {
+        // In-process: one cached statement run per GUID is as cheap as any batch form.
+        let mut out = Vec::with_capacity(guids.len());
+        for guid in guids {
+            if let Some(item) = self.item_get(ds, guid)? {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
     fn items_put(
         &mut self,
         ds: DatastoreKey<'_>,
