@@ -340,8 +340,8 @@ fn killing_nodes_during_a_load_run_loses_and_duplicates_nothing() {
         // Every terminal's first (slow) sync completes before the load and the kills
         // start: a terminal whose very first sync fails after it received items, while
         // its siblings then change or delete those items, brings the old versions back
-        // in its next slow sync (items are recognised by content there; see
-        // docs/operations.md, "Limits").
+        // in its next slow sync (it has no anchor, so it asks for one itself, and items
+        // are recognised by content there; see docs/operations.md, "Limits").
         warmup: true,
         hop: true,
         prefix: "crash".into(),
