@@ -1656,6 +1656,9 @@ impl Engine {
         // content: our unmapped items, keyed on the first client item that needs them (a
         // client that sends nothing, as in a download to an empty handset, costs nothing).
         let mut unmatched: Option<Unmatched> = None;
+        // Slow sync over a kept map: content keys of the mapped live items, read only if
+        // a LUID we do not know matches no unmapped item.
+        let mut mapped_keys: Option<Vec<(Vec<u8>, String)>> = None;
         let mut conflict_set: Option<std::collections::HashSet<String>> = None;
         let policy = self.cfg.policy_for(def.name);
         let acked = st
@@ -1792,8 +1795,33 @@ impl Engine {
                                 Some(pool) => pool,
                                 None => unmatched.insert(Unmatched::load(tx, def, dsk, sk)?),
                             };
-                            if let Some(g) = pool.take(&k) {
-                                // Same content already on the server: map, don't duplicate.
+                            let mut found = pool.take(&k);
+                            if found.is_none() && kept_acked.is_some() {
+                                // Over a kept map, a LUID we do not know may still name
+                                // an item we hold under another one (the client gave it a
+                                // new LUID): one that no LUID of this sync has claimed.
+                                let keys = match &mut mapped_keys {
+                                    Some(keys) => keys,
+                                    None => {
+                                        mapped_keys.insert(mapped_content_keys(tx, def, dsk, sk)?)
+                                    }
+                                };
+                                let claimed = |g: &String| {
+                                    st.stores.iter().any(|d| {
+                                        d.name == def.name
+                                            && (d.written.contains(g)
+                                                || d.send_back.contains(g)
+                                                || d.send_delete.contains(g))
+                                    })
+                                };
+                                found = keys
+                                    .iter()
+                                    .position(|(ck, g)| *ck == k && !claimed(g))
+                                    .map(|pos| keys.swap_remove(pos).1);
+                            }
+                            if let Some(g) = found {
+                                // Same content already on the server: map, don't duplicate
+                                // (a pair with this GUID and another LUID goes).
                                 tx.map_put(sk, &[MapEntry::new(luid.clone(), g.clone())])?;
                                 if let Some(ds) = st.store_mut(def.name) {
                                     ds.written.push(g);
@@ -2581,6 +2609,23 @@ pub mod security_level {
     /// As [`TLS`], plus the subscriber's PIN through the EMI extension
     /// ([`super::PIN_EMI_PREFIX`]).
     pub const PIN: u8 = 2;
+}
+
+/// [`format_key`]s of the live items mapped in the terminal's map `sk`, with their GUIDs.
+fn mapped_content_keys(
+    tx: &mut dyn Tx,
+    def: &DatastoreDef,
+    dsk: DatastoreKey<'_>,
+    sk: SyncKey<'_>,
+) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
+    let mapped: std::collections::HashSet<String> =
+        tx.map_list(sk)?.into_iter().map(|m| m.guid).collect();
+    Ok(tx
+        .items_list_live(dsk)?
+        .into_iter()
+        .filter(|it| mapped.contains(&it.guid))
+        .map(|it| (format_key(def, &it.content_type, &it.data), it.guid))
+        .collect())
 }
 
 /// Stores a client item over `guid`, or as a new item mapped to `luid` (`guid` is
@@ -4421,6 +4466,31 @@ NOTE:two\\nlines\r\nEND:VCARD\r\n"
         );
         finish_session(&mut f, vec![]);
         assert_eq!(live_cards(&f), [card("C1-v2")]);
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_matches_an_item_under_a_new_luid_by_content() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![
+                client_item(true, "c7", &card("C1")),
+                client_item(true, "c8", &card("C1")),
+            ])],
+            true,
+        );
+        assert_eq!(
+            codes(&r, "Replace"),
+            [200, 201],
+            "the second is a copy of its own"
+        );
+        assert!(package_4(&r).is_empty(), "nothing sent back: {r:?}");
+        finish_session(&mut f, vec![]);
+        let map = map_of(&f);
+        assert!(map.contains(&("c7".to_string(), g)), "{map:?}");
+        assert_eq!(map.len(), 2);
+        assert_eq!(live_cards(&f), [card("C1"), card("C1")]);
     }
 
     #[test]
