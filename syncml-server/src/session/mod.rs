@@ -4494,6 +4494,36 @@ NOTE:two\\nlines\r\nEND:VCARD\r\n"
     }
 
     #[test]
+    fn a_suspended_server_forced_slow_sync_resumes_over_the_kept_map() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        other_writes(&f, &g, &card("C1-v2"), 3);
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1"))])],
+            true,
+        );
+        let replace = vec![("Replace".to_string(), "c1".to_string(), card("C1-v2"))];
+        assert_eq!(package_4(&r), replace);
+        // Suspended instead of package 5; resumed in the next session.
+        let r = f.send(vec![alert(224, None, "a3")], true);
+        assert!(r.header.resp_uri.is_none(), "suspended");
+        f.new_session();
+        let r = f.send(vec![alert(225, Some("a1"), "a3")], true);
+        assert_eq!(codes(&r, "Alert"), [200]);
+        assert_eq!(alert_codes(&r), [201]);
+        let r = f.send(vec![client_sync(vec![])], true);
+        assert_eq!(
+            package_4(&r),
+            replace,
+            "still a Replace to the client's LUID, not an Add"
+        );
+        finish_session(&mut f, vec![]);
+        assert_eq!(live_cards(&f), [card("C1-v2")]);
+        assert_eq!(map_of(&f), [("c1".to_string(), g)]);
+    }
+
+    #[test]
     fn a_client_requested_slow_sync_still_clears_the_map() {
         use crate::store::StoreExt;
         let mut f = Fixture::new();
