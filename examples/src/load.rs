@@ -506,11 +506,14 @@ pub struct Verify {
     /// Per subscriber, the items every terminal and the server must hold (sorted).
     pub expected: BTreeMap<String, Vec<String>>,
     /// Per subscriber, what its terminals hold beyond `expected` when that is only older
-    /// versions of items its own terminals wrote (sorted). A slow sync the server forces
-    /// (its anchors moved in a session whose last answer the handset never got) merges
-    /// by content: the handset's copy of an item another terminal has edited since comes
-    /// back as an item of its own. Every terminal of the subscriber holds the same
-    /// extras (they converged); nothing is lost, duplicated, or foreign.
+    /// versions of items its own terminals wrote (sorted): every terminal of the
+    /// subscriber holds the same extras (they converged); nothing is lost, duplicated, or
+    /// foreign, but an older version came back. A slow sync that merges by content does
+    /// this when the handset's copy of an item another terminal has edited since no
+    /// longer matches: one the handset asks for itself (its very first sync failed after
+    /// the server committed it). A slow sync the server forces (its anchors moved in a
+    /// session whose last answer the handset never got) keeps the terminal's map and
+    /// sends the newer version instead, so a run with `warmup` should report none.
     pub stale: BTreeMap<String, Vec<String>>,
 }
 
@@ -642,7 +645,7 @@ impl std::fmt::Display for Report {
             for (sub, old) in &v.stale {
                 writeln!(
                     f,
-                    "stale          {sub}: {} older versions merged back by forced slow syncs",
+                    "stale          {sub}: {} older versions merged back by slow syncs",
                     old.len()
                 )?;
             }

@@ -13,7 +13,9 @@
 //!   act after a newer session.
 //! * Crash: `kill -9` of a node, again and again, during a bounded load run (the
 //!   `syncml-load` library, every session's messages spread over both nodes); afterwards
-//!   every terminal converges with nothing lost or duplicated, by content.
+//!   every terminal converges with nothing lost or duplicated, by content, and no older
+//!   version of an item back (the slow syncs the server forces after a lost last answer
+//!   keep the terminal's map).
 //! * A message the server committed whose answer never reached the handset (a node killed
 //!   right after its commit, played by a proxy that drops answers): the handset's later
 //!   edits and deletes of the items it sent still arrive; nothing lost or duplicated.
@@ -338,8 +340,8 @@ fn killing_nodes_during_a_load_run_loses_and_duplicates_nothing() {
         // Every terminal's first (slow) sync completes before the load and the kills
         // start: a terminal whose very first sync fails after it received items, while
         // its siblings then change or delete those items, brings the old versions back
-        // in its next slow sync (items are recognised by content there; see
-        // docs/operations.md, "Limits").
+        // in its next slow sync (it has no anchor, so it asks for one itself, and items
+        // are recognised by content there; see docs/operations.md, "Limits").
         warmup: true,
         hop: true,
         prefix: "crash".into(),
@@ -391,19 +393,33 @@ fn killing_nodes_during_a_load_run_loses_and_duplicates_nothing() {
         "terminals that did not converge: {:?}",
         v.reasons
     );
+    // A kill right after a session's last commit leaves the handset's anchors behind
+    // ours: its next session is a slow sync we force, which keeps its map and sends our
+    // newer versions (or Deletes) for its unchanged copies, so no older version of an
+    // item comes back (see `load::Verify::stale`, docs/operations.md).
+    let forced: usize = ["a", "b"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(dir.path().join(format!("{n}.log")))
+                .unwrap_or_default()
+                .matches("server-forced slow sync keeps the map")
+                .count()
+        })
+        .sum();
+    println!("server-forced slow syncs over a kept map: {forced}");
+    assert!(
+        v.stale.is_empty(),
+        "older versions merged back: {:?}",
+        v.stale
+    );
     for m in 0..o.subscribers {
         let sub = load::subscriber_id(&o, m);
-        let mut want = v.expected[&sub].clone();
+        let want = v.expected[&sub].clone();
         assert!(!want.is_empty());
-        // Older versions merged back by a slow sync the server forced (see
-        // `load::Verify::stale`): held by every terminal of the subscriber, so in the
-        // database too; reported in the run's output.
-        want.extend(v.stale.get(&sub).cloned().unwrap_or_default());
-        want.sort();
         assert_eq!(
             server_items(store.as_ref(), &sub),
             want,
-            "database items of {sub}: lost or duplicated"
+            "database items of {sub}: lost, duplicated or stale"
         );
     }
 }
@@ -493,4 +509,77 @@ fn changes_whose_answer_was_lost_are_not_lost_or_duplicated() {
     assert_eq!(server_items(store.as_ref(), SUB), want, "database");
     assert_eq!(h1.contents(), want, "T1");
     assert_eq!(h2.contents(), want, "T2");
+}
+
+#[test]
+fn a_lost_last_answer_brings_back_no_older_version_and_no_deleted_item() {
+    use syncml_server::store::SyncKey;
+    let (db, store) = database();
+    provision(store.as_ref(), SUB, &[T1, T2]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Node::start(&db, dir.path(), "a");
+    let eater = answer_eater(a.addr());
+    let rt = rt();
+    let node = vec![a.url()];
+    let mut h1 = Handset::new(SUB, T1);
+    let mut h2 = Handset::new(SUB, T2);
+    h1.store.add(card("edit-me"));
+    h1.store.add(card("delete-me"));
+    h1.store.add(card("keep"));
+    rt.block_on(h1.sync(&node, 0, false, SyncMode::TwoWay))
+        .expect("T1 first sync");
+    rt.block_on(h2.sync(&node, 0, false, SyncMode::TwoWay))
+        .expect("T2 first sync");
+    let all = sorted(vec![card("delete-me"), card("edit-me"), card("keep")]);
+    assert_eq!(h2.contents(), all);
+    // T1's next session completes on the server, but the answer to its last message
+    // (package 5) never arrives: our anchors move, T1's do not.
+    let anchor = |store: &PgStore| {
+        store
+            .read(|tx| tx.sync_state_get(SyncKey::new(SUB, T1, "contacts")))
+            .expect("sync state")
+            .and_then(|s| s.client_anchor)
+    };
+    let before = anchor(&store);
+    let route = vec![a.url(), a.url(), eater];
+    assert!(
+        rt.block_on(h1.sync(&route, 0, true, SyncMode::TwoWay))
+            .is_err(),
+        "the answer to package 5 was eaten"
+    );
+    assert_ne!(
+        anchor(&store),
+        before,
+        "the session completed on the server"
+    );
+    // Meanwhile T2 edits one item and deletes another.
+    let luid = |h: &mut Handset, tag: &str| {
+        h.store
+            .all_items()
+            .expect("items")
+            .into_iter()
+            .find(|i| i.data == card(tag).into_bytes())
+            .map(|i| i.luid)
+            .expect("item on T2")
+    };
+    let (edit, gone) = (luid(&mut h2, "edit-me"), luid(&mut h2, "delete-me"));
+    assert!(h2.store.update(&edit, card("edit-me-2")));
+    assert!(h2.store.delete(&gone));
+    rt.block_on(h2.sync(&node, 0, false, SyncMode::TwoWay))
+        .expect("T2 edits");
+    // T1's next two-way sync is made slow (its anchor is not ours): its unchanged copies
+    // get the newer version and the delete, instead of coming back as items of their own.
+    rt.block_on(h1.sync(&node, 0, false, SyncMode::TwoWay))
+        .expect("T1 after the lost answer");
+    rt.block_on(h2.sync(&node, 0, false, SyncMode::TwoWay))
+        .expect("T2 again");
+    let want = sorted(vec![card("edit-me-2"), card("keep")]);
+    assert_eq!(server_items(store.as_ref(), SUB), want, "database");
+    assert_eq!(h1.contents(), want, "T1");
+    assert_eq!(h2.contents(), want, "T2");
+    let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
+    assert!(
+        log.contains("server-forced slow sync keeps the map"),
+        "T1's sync after the lost answer was a forced slow sync"
+    );
 }

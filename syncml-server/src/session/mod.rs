@@ -11,7 +11,13 @@
 //! and the mark move only when the session completes (package 5 answered). The one
 //! exception: a slow or refresh sync drops the terminal's map and, with it, its stored
 //! anchors at the Alert, so a session that does not complete is followed by a slow
-//! sync, never by a normal sync over an empty map.
+//! sync, never by a normal sync over an empty map. A slow sync the server forces (the
+//! client asked for a normal sync with a Last anchor that is not ours: the answer to its
+//! last message was lost after we committed it) keeps the map and the mark and drops
+//! only the client's anchor; its items are matched by LUID and judged against the
+//! version the terminal acknowledged (`kept_map_step`), so an unchanged copy of an
+//! item changed or deleted elsewhere gets our version or a Delete instead of coming
+//! back as an item of its own.
 //!
 //! Conflicts (a change from this terminal to an item another terminal changed since
 //! this terminal's mark) follow the datastore's policy ([`EngineConfig::policy_for`]:
@@ -1462,21 +1468,54 @@ impl Engine {
         };
         let mut effective = requested;
         let mut status = StatusCode::OK;
+        // The revision the terminal acknowledged, when its map is kept (see below).
+        let mut map_kept_acked = None;
         if matches!(requested, 200 | 202 | 204) && !anchors_match {
             // First sync or anchor mismatch: refresh required, slow sync (SRV, SP11 §2.2.1).
             effective = 201;
             status = StatusCode::REFRESH_REQUIRED;
+            // The map is kept only for a client that says it synced before (a Last
+            // anchor): one that has none holds nothing it got from us under a LUID.
+            if anchor.last.as_deref().is_some_and(|l| !l.trim().is_empty()) {
+                map_kept_acked = prev.as_ref().map(|p| p.acked_revision);
+            }
         } else if code == 225 {
             // Resume refused: a normal two-way sync instead (SUS-05).
             status = StatusCode(509);
         }
-        if matches!(effective, 201 | 203 | 205) {
-            // The client's item IDs are re-established by this sync. The stored anchors
-            // go with the old map: should this session not complete, the next one must
-            // not be a normal sync over an empty map (every known item would come back
-            // as new, a duplicate), so it finds no anchors and is made slow (508).
-            tx.map_clear(key)?;
-            tx.sync_state_delete(key)?;
+        match (&prev, map_kept_acked) {
+            (Some(p), Some(acked)) => {
+                // We force this slow sync: the client asked for a normal one, so it still
+                // holds its LUIDs, but our anchors moved in a session whose last answer it
+                // never got (or it lost its own). Its map stays, so its items are matched
+                // by LUID and judged against the revision it acknowledged: an unchanged
+                // copy of an item changed or deleted here since gets our version, and is
+                // not merged back as an item of its own. Only the client's anchor goes:
+                // should this session not complete, the next is made slow again (508),
+                // against the same revision.
+                info!(
+                    datastore = def.name,
+                    acked, "server-forced slow sync keeps the map"
+                );
+                tx.sync_state_put(
+                    key,
+                    &SyncState {
+                        client_anchor: None,
+                        updated_at: now,
+                        ..p.clone()
+                    },
+                )?;
+            }
+            _ if matches!(effective, 201 | 203 | 205) => {
+                // The client's item IDs are re-established by this sync. The stored
+                // anchors go with the old map: should this session not complete, the
+                // next one must not be a normal sync over an empty map (every known item
+                // would come back as new, a duplicate), so it finds no anchors and is
+                // made slow (508).
+                tx.map_clear(key)?;
+                tx.sync_state_delete(key)?;
+            }
+            _ => {}
         }
         let server_next = fmt_anchor(now);
         let ds = DsState {
@@ -1499,6 +1538,9 @@ impl Engine {
             summary,
             delivered: Default::default(),
             accepts: Vec::new(),
+            map_kept_acked,
+            send_back: Vec::new(),
+            send_delete: Vec::new(),
         };
         st.stores.retain(|s| s.name != def.name);
         let server_last = ds.server_last.clone();
@@ -1615,6 +1657,9 @@ impl Engine {
         // content: our unmapped items, keyed on the first client item that needs them (a
         // client that sends nothing, as in a download to an empty handset, costs nothing).
         let mut unmatched: Option<Unmatched> = None;
+        // Slow sync over a kept map: content keys of the mapped live items, read only if
+        // a LUID we do not know matches no unmapped item.
+        let mut mapped_keys: Option<Vec<(Vec<u8>, String)>> = None;
         let mut conflict_set: Option<std::collections::HashSet<String>> = None;
         let policy = self.cfg.policy_for(def.name);
         let acked = st
@@ -1623,6 +1668,14 @@ impl Engine {
             .find(|d| d.name == def.name)
             .map(|d| d.acked_before)
             .unwrap_or(0);
+        // A slow sync the server forced keeps the terminal's map (see `alert`): a mapped
+        // item is judged against the revision the terminal acknowledged.
+        let kept_acked = st
+            .stores
+            .iter()
+            .find(|d| d.name == def.name)
+            .and_then(|d| d.map_kept_acked)
+            .filter(|_| alert == 201);
         for c in &s.commands {
             let meta = match c {
                 Command::Add(x) | Command::Replace(x) => x.meta.as_ref(),
@@ -1676,14 +1729,100 @@ impl Engine {
                         } else {
                             StatusCode::OK
                         };
+                        if let (Some(kept), Some(g)) = (kept_acked, guid.clone()) {
+                            let step = kept_map_step(
+                                tx,
+                                KeptItem {
+                                    def,
+                                    dsk,
+                                    term,
+                                    kept,
+                                    guid: &g,
+                                    client: (&ctype, &data),
+                                    policy,
+                                },
+                                &mut conflict_set,
+                            )?;
+                            debug!(guid = %g, ?step, "slow sync over a kept map");
+                            let (guid, status) = match step {
+                                KeptStep::Same => (g, code),
+                                KeptStep::SendBack(conflict) => {
+                                    if let Some(ds) = st.store_mut(def.name) {
+                                        push_once(&mut ds.send_back, &g);
+                                    }
+                                    reply.item_status(msg_ref, c, item, conflict.unwrap_or(code));
+                                    continue;
+                                }
+                                KeptStep::SendDelete => {
+                                    if let Some(ds) = st.store_mut(def.name) {
+                                        push_once(&mut ds.send_delete, &g);
+                                    }
+                                    reply.item_status(msg_ref, c, item, code);
+                                    continue;
+                                }
+                                KeptStep::Write(over, conflict) => {
+                                    let status = match (conflict, &over) {
+                                        (Some(s), _) => s,
+                                        (None, None) => StatusCode::ITEM_ADDED,
+                                        (None, Some(_)) => code,
+                                    };
+                                    let written = store_client_item(
+                                        tx,
+                                        (dsk, sk, term),
+                                        over,
+                                        &luid,
+                                        ctype,
+                                        data,
+                                        now,
+                                    )?;
+                                    match written {
+                                        Some(w) => (w, status),
+                                        None => {
+                                            reply.item_status(msg_ref, c, item, status);
+                                            continue;
+                                        }
+                                    }
+                                }
+                            };
+                            if let Some(ds) = st.store_mut(def.name) {
+                                ds.written.push(guid);
+                            }
+                            reply.item_status(msg_ref, c, item, status);
+                            continue;
+                        }
                         if guid.is_none() && matches!(alert, 201 | 203) {
                             let k = format_key(def, &ctype, &data);
                             let pool = match &mut unmatched {
                                 Some(pool) => pool,
                                 None => unmatched.insert(Unmatched::load(tx, def, dsk, sk)?),
                             };
-                            if let Some(g) = pool.take(&k) {
-                                // Same content already on the server: map, don't duplicate.
+                            let mut found = pool.take(&k);
+                            if found.is_none() && kept_acked.is_some() {
+                                // Over a kept map, a LUID we do not know may still name
+                                // an item we hold under another one (the client gave it a
+                                // new LUID): one that no LUID of this sync has claimed.
+                                let keys = match &mut mapped_keys {
+                                    Some(keys) => keys,
+                                    None => {
+                                        mapped_keys.insert(mapped_content_keys(tx, def, dsk, sk)?)
+                                    }
+                                };
+                                let claimed = |g: &String| {
+                                    st.stores.iter().any(|d| {
+                                        d.name == def.name
+                                            && (d.written.contains(g)
+                                                || d.send_back.contains(g)
+                                                || d.send_delete.contains(g))
+                                    })
+                                };
+                                found = keys
+                                    .iter()
+                                    .position(|(ck, g)| *ck == k && !claimed(g))
+                                    .map(|pos| keys.swap_remove(pos).1);
+                            }
+                            if let Some(g) = found {
+                                // Same content already on the server: map, don't duplicate
+                                // (a pair with this GUID and another LUID goes).
                                 tx.map_put(sk, &[MapEntry::new(luid.clone(), g.clone())])?;
                                 if let Some(ds) = st.store_mut(def.name) {
                                     ds.written.push(g);
@@ -1759,22 +1898,11 @@ impl Engine {
                                 }
                             }
                         }
-                        let put = tx.items_put(
-                            dsk,
-                            Some(term),
-                            &[NewItem {
-                                guid: guid.clone(),
-                                content_type: ctype,
-                                data,
-                            }],
-                            now,
-                        )?;
-                        if let Some(p) = put.into_iter().next() {
-                            if guid.is_none() {
-                                tx.map_put(sk, &[MapEntry::new(luid.clone(), p.guid.clone())])?;
-                            }
+                        let written =
+                            store_client_item(tx, (dsk, sk, term), guid, &luid, ctype, data, now)?;
+                        if let Some(w) = written {
                             if let Some(ds) = st.store_mut(def.name) {
-                                ds.written.push(p.guid);
+                                ds.written.push(w);
                             }
                         }
                         reply.item_status(msg_ref, c, item, code);
@@ -1992,14 +2120,69 @@ impl Engine {
                     .map(|m| (m.guid, m.luid))
                     .collect();
                 if matches!(ds.alert, 201 | 205) {
+                    // A slow sync over a kept map (see `alert`): besides what the client
+                    // does not hold, our newer versions of its unchanged copies go as
+                    // Replaces and items deleted here as Deletes, to its LUIDs.
+                    let kept = ds.alert == 201 && ds.map_kept_acked.is_some();
+                    let ours: std::collections::HashSet<&str> = ds
+                        .send_back
+                        .iter()
+                        .chain(&ds.send_delete)
+                        .map(String::as_str)
+                        .collect();
+                    let held: std::collections::HashSet<&str> =
+                        ds.written.iter().map(String::as_str).collect();
+                    let mut gone = Vec::new();
+                    let mut live = std::collections::HashSet::new();
                     for it in tx.items_list_live(dsk)? {
-                        if !mapped.contains_key(&it.guid)
-                            && ds.delivered.get(&it.guid) != Some(&it.revision)
-                        {
-                            let cid = ids.item(&ds.name, &it.guid, it.revision);
-                            let (ctype, data) = out.prepare(&it.guid, &it.content_type, it.data);
-                            cmds.push(add_cmd(cid, inc.encoding, &it.guid, &ctype, data));
+                        if kept {
+                            live.insert(it.guid.clone());
                         }
+                        if ds.delivered.get(&it.guid) == Some(&it.revision) {
+                            // Acknowledged in the session this one resumes.
+                            continue;
+                        }
+                        let luid = mapped.get(&it.guid);
+                        match luid {
+                            Some(l) if kept && ours.contains(it.guid.as_str()) => {
+                                let cid = ids.item(&ds.name, &it.guid, it.revision);
+                                let (ctype, data) =
+                                    out.prepare(&it.guid, &it.content_type, it.data);
+                                cmds.push(replace_cmd(cid, inc.encoding, l, &ctype, data));
+                                continue;
+                            }
+                            Some(_) if !kept || held.contains(it.guid.as_str()) => continue,
+                            // Mapped, but the client did not send it in this slow sync:
+                            // it no longer holds it. Its map entry goes (the client maps
+                            // the Add anew in package 5).
+                            Some(_) => gone.push(it.guid.clone()),
+                            None => {}
+                        }
+                        let cid = ids.item(&ds.name, &it.guid, it.revision);
+                        let (ctype, data) = out.prepare(&it.guid, &it.content_type, it.data);
+                        cmds.push(add_cmd(cid, inc.encoding, &it.guid, &ctype, data));
+                    }
+                    if !gone.is_empty() {
+                        debug!(datastore = %ds.name, items = gone.len(), "mapped items the client no longer holds go as Adds");
+                        tx.map_remove_guids(sk, &gone)?;
+                    }
+                    // Deleted here (also: a version to send back that another terminal
+                    // deleted since package 3): the client's copy goes.
+                    let doomed: std::collections::BTreeSet<&String> = ds
+                        .send_delete
+                        .iter()
+                        .chain(&ds.send_back)
+                        .filter(|g| !live.contains(*g))
+                        .collect();
+                    for g in doomed {
+                        let (Some(l), Some(tomb)) = (mapped.get(g), tx.item_get(dsk, g)?) else {
+                            continue;
+                        };
+                        if !kept || !tomb.deleted || ds.delivered.get(g) == Some(&tomb.revision) {
+                            continue;
+                        }
+                        let cid = ids.item(&ds.name, g, tomb.revision);
+                        cmds.push(delete_cmd(cid, l));
                     }
                 } else {
                     for ch in tx.changes_since(dsk, ds.acked_before, Some(&term), None)? {
@@ -2015,29 +2198,12 @@ impl Engine {
                         };
                         match (ch.kind, luid) {
                             (ChangeKind::Upsert, Some(l)) => {
-                                cmds.push(Command::Replace(ItemCommand {
-                                    cmd_id: cid,
-                                    meta: Some(Meta::of_type(ctype)),
-                                    items: vec![data_item(
-                                        Some(l.clone()),
-                                        None,
-                                        inc.encoding,
-                                        data,
-                                    )],
-                                    ..ItemCommand::default()
-                                }))
+                                cmds.push(replace_cmd(cid, inc.encoding, l, &ctype, data))
                             }
                             (ChangeKind::Upsert, None) => {
                                 cmds.push(add_cmd(cid, inc.encoding, &ch.guid, &ctype, data))
                             }
-                            (ChangeKind::Delete, Some(l)) => cmds.push(Command::Delete(Delete {
-                                cmd_id: cid,
-                                items: vec![Item {
-                                    target: Some(Target::new(l.clone())),
-                                    ..Item::default()
-                                }],
-                                ..Delete::default()
-                            })),
+                            (ChangeKind::Delete, Some(l)) => cmds.push(delete_cmd(cid, l)),
                             (ChangeKind::Delete, None) => {}
                         }
                     }
@@ -2347,6 +2513,12 @@ impl Engine {
                 202 => ds.acked_before,
                 _ => ds.snapshot_rev.unwrap_or(ds.acked_before),
             };
+            if !ds.send_delete.is_empty() {
+                // Deleted on the client in this session (kept until now: a session that
+                // does not complete is followed by another slow sync that must still
+                // know the client's copy).
+                tx.map_remove_guids(key, &ds.send_delete)?;
+            }
             tx.sync_state_put(
                 key,
                 &SyncState {
@@ -2518,6 +2690,162 @@ pub mod security_level {
     pub const PIN: u8 = 2;
 }
 
+/// [`format_key`]s of the live items mapped in the terminal's map `sk`, with their GUIDs.
+fn mapped_content_keys(
+    tx: &mut dyn Tx,
+    def: &DatastoreDef,
+    dsk: DatastoreKey<'_>,
+    sk: SyncKey<'_>,
+) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
+    let mapped: std::collections::HashSet<String> =
+        tx.map_list(sk)?.into_iter().map(|m| m.guid).collect();
+    Ok(tx
+        .items_list_live(dsk)?
+        .into_iter()
+        .filter(|it| mapped.contains(&it.guid))
+        .map(|it| (format_key(def, &it.content_type, &it.data), it.guid))
+        .collect())
+}
+
+/// Stores a client item over `guid`, or as a new item mapped to `luid` (`guid` is
+/// `None`); the GUID written.
+fn store_client_item(
+    tx: &mut dyn Tx,
+    (dsk, sk, term): (DatastoreKey<'_>, SyncKey<'_>, &str),
+    guid: Option<String>,
+    luid: &str,
+    content_type: String,
+    data: Vec<u8>,
+    now: Timestamp,
+) -> Result<Option<String>, StoreError> {
+    let new = guid.is_none();
+    let put = tx.items_put(
+        dsk,
+        Some(term),
+        &[NewItem {
+            guid,
+            content_type,
+            data,
+        }],
+        now,
+    )?;
+    let Some(p) = put.into_iter().next() else {
+        return Ok(None);
+    };
+    if new {
+        tx.map_put(sk, &[MapEntry::new(luid, p.guid.clone())])?;
+    }
+    Ok(Some(p.guid))
+}
+
+fn push_once(list: &mut Vec<String>, guid: &str) {
+    if !list.iter().any(|g| g == guid) {
+        list.push(guid.to_string());
+    }
+}
+
+/// A client item of a slow sync over a kept map (see [`kept_map_step`]).
+struct KeptItem<'a> {
+    def: &'static DatastoreDef,
+    dsk: DatastoreKey<'a>,
+    /// The terminal.
+    term: &'a str,
+    /// The revision the terminal had acknowledged before this sync.
+    kept: i64,
+    /// The GUID the client's LUID is mapped to.
+    guid: &'a str,
+    /// The client's content type and data.
+    client: (&'a str, &'a [u8]),
+    policy: ConflictPolicy,
+}
+
+/// What a slow sync over a kept map does with a client item whose LUID is mapped.
+#[derive(Debug, PartialEq, Eq)]
+enum KeptStep {
+    /// We hold what the client sent: nothing to write.
+    Same,
+    /// Our version goes to the client (a `Replace` to its LUID in package 4); the item is
+    /// answered with the command's own status, or this conflict status.
+    SendBack(Option<StatusCode>),
+    /// Deleted here, and the client's copy is one it got from us: a `Delete` goes to it.
+    SendDelete,
+    /// The client's data is stored over the GUID (or as a new item, `None`), answered with
+    /// the command's own status (201 for a new item), or this conflict status.
+    Write(Option<String>, Option<StatusCode>),
+}
+
+/// Three-way decision for a client item of a slow sync that the server forced, its LUID
+/// still mapped to `it.guid`: the client's copy, our current version, and the version the
+/// terminal last acknowledged (the newest live one at or below `it.kept`, the "base").
+///
+/// * Ours is the same content: nothing to do.
+/// * Ours is live and unchanged elsewhere since `kept`: the client changed it; its data
+///   is stored.
+/// * Ours is live and changed elsewhere, the client's is one we gave it (the base, or a
+///   later version of ours: sent in a session that did not complete): ours goes back.
+///   Both changed: the datastore's policy, as in a two-way sync.
+/// * Ours is deleted and the client's is one we gave it: it is deleted on the client.
+///   The client changed it: it comes back as a new item (nothing is lost).
+fn kept_map_step(
+    tx: &mut dyn Tx,
+    it: KeptItem<'_>,
+    conflict_set: &mut Option<std::collections::HashSet<String>>,
+) -> Result<KeptStep, StoreError> {
+    let current = tx.item_get(it.dsk, it.guid)?;
+    let live = current.as_ref().filter(|c| !c.deleted);
+    if let Some(cur) = live {
+        if same_content(it.def, (&cur.content_type, &cur.data), it.client) {
+            return Ok(KeptStep::Same);
+        }
+    }
+    let changed = changed_elsewhere(conflict_set, tx, it.dsk, it.kept, it.term)?.contains(it.guid);
+    if live.is_some() && !changed {
+        return Ok(KeptStep::Write(Some(it.guid.to_string()), None));
+    }
+    // The versions the client may hold unchanged: the base and every later one of ours.
+    let history = tx.item_history(it.dsk, it.guid)?;
+    let mut ours = Vec::new();
+    for v in history.iter().filter(|v| !v.deleted) {
+        ours.push(v);
+        if v.revision <= it.kept {
+            break; // the base: older versions were acknowledged as replaced
+        }
+    }
+    let unchanged = ours
+        .iter()
+        .any(|v| same_content(it.def, (&v.content_type, &v.data), it.client));
+    let Some(cur) = live else {
+        return Ok(if unchanged && current.is_some() {
+            KeptStep::SendDelete
+        } else {
+            KeptStep::Write(None, None)
+        });
+    };
+    if unchanged {
+        return Ok(KeptStep::SendBack(None));
+    }
+    let policy = match it.policy {
+        ConflictPolicy::NewerWins => match modified_at(it.client.1) {
+            Some(c) if c > cur.updated_at => ConflictPolicy::ClientWins,
+            _ => ConflictPolicy::ServerWins,
+        },
+        p => p,
+    };
+    Ok(match policy {
+        ConflictPolicy::ClientWins | ConflictPolicy::NewerWins => KeptStep::Write(
+            Some(it.guid.to_string()),
+            Some(StatusCode::CONFLICT_RESOLVED_CLIENT_WINNING),
+        ),
+        ConflictPolicy::ServerWins => {
+            KeptStep::SendBack(Some(StatusCode::CONFLICT_RESOLVED_WITH_SERVER_DATA))
+        }
+        ConflictPolicy::Duplicate => {
+            // Ours goes to the client as an Add: its LUID now names the new item.
+            KeptStep::Write(None, Some(StatusCode::CONFLICT_RESOLVED_WITH_DUPLICATE))
+        }
+    })
+}
+
 /// The GUIDs of a datastore that another terminal changed (or deleted) after revision
 /// `acked`, the terminal's mark: what a change from `term` in this session conflicts
 /// with. Computed once per Sync and kept in `cache`.
@@ -2634,6 +2962,26 @@ fn add_cmd(id: String, enc: Encoding, guid: &str, ctype: &str, data: Vec<u8>) ->
         meta: Some(Meta::of_type(ctype.to_string())),
         items: vec![data_item(None, Some(guid.to_string()), enc, data)],
         ..ItemCommand::default()
+    })
+}
+
+fn replace_cmd(id: String, enc: Encoding, luid: &str, ctype: &str, data: Vec<u8>) -> Command {
+    Command::Replace(ItemCommand {
+        cmd_id: id,
+        meta: Some(Meta::of_type(ctype.to_string())),
+        items: vec![data_item(Some(luid.to_string()), None, enc, data)],
+        ..ItemCommand::default()
+    })
+}
+
+fn delete_cmd(id: String, luid: &str) -> Command {
+    Command::Delete(Delete {
+        cmd_id: id,
+        items: vec![Item {
+            target: Some(Target::new(luid.to_string())),
+            ..Item::default()
+        }],
+        ..Delete::default()
     })
 }
 
@@ -3988,5 +4336,491 @@ NOTE:two\\nlines\r\nEND:VCARD\r\n"
         let items = f.store.read(|tx| tx.items_list_live(dsk)).expect("items");
         assert_eq!(items.len(), 1, "no duplicate");
         assert_eq!(items[0].content_type, "text/vcard", "the original is kept");
+    }
+
+    // ----- slow syncs the server forces keep the terminal's map ---------------------------
+
+    fn card(name: &str) -> String {
+        format!("BEGIN:VCARD\r\nFN:{name}\r\nEND:VCARD\r\n")
+    }
+
+    fn client_item(replace: bool, luid: &str, data: &str) -> Command {
+        let ic = ItemCommand {
+            cmd_id: "3".into(),
+            meta: Some(Meta::of_type("text/vcard")),
+            items: vec![Item {
+                source: Some(Source::new(luid)),
+                data: Some(Data::Text(data.into())),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        };
+        if replace {
+            Command::Replace(ic)
+        } else {
+            Command::Add(ic)
+        }
+    }
+
+    /// Package 4's commands: (command, target or source LocURI, data).
+    fn package_4(m: &SyncMl) -> Vec<(String, String, String)> {
+        m.body
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Sync(s) => Some(s.commands.iter()),
+                _ => None,
+            })
+            .flatten()
+            .map(|c| {
+                let item = c.items().first();
+                let uri = item
+                    .and_then(|i| i.target.as_ref().map(|t| t.loc_uri.clone()))
+                    .or_else(|| item.and_then(|i| i.source.as_ref().map(|s| s.loc_uri.clone())))
+                    .unwrap_or_default();
+                let data = item
+                    .and_then(|i| i.data.as_ref())
+                    .and_then(Data::as_bytes)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                (c.name().to_string(), uri, data)
+            })
+            .collect()
+    }
+
+    const CONTACTS: DatastoreKey<'static> = DatastoreKey {
+        subscriber: "test",
+        datastore: "contacts",
+    };
+
+    fn map_of(f: &Fixture) -> Vec<(String, String)> {
+        use crate::store::StoreExt;
+        f.store
+            .read(|tx| tx.map_list(SyncKey::new("test", "dev1", "contacts")))
+            .expect("map")
+            .into_iter()
+            .map(|e| (e.luid, e.guid))
+            .collect()
+    }
+
+    fn live_cards(f: &Fixture) -> Vec<String> {
+        use crate::store::StoreExt;
+        let mut v: Vec<String> = f
+            .store
+            .read(|tx| tx.items_list_live(CONTACTS))
+            .expect("items")
+            .into_iter()
+            .map(|i| String::from_utf8_lossy(&i.data).into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn other_writes(f: &Fixture, guid: &str, data: &str, at: i64) {
+        use crate::store::StoreExt;
+        f.store
+            .transaction(|tx| {
+                tx.items_put(
+                    CONTACTS,
+                    Some("other"),
+                    &[NewItem {
+                        guid: Some(guid.to_string()),
+                        content_type: "text/vcard".into(),
+                        data: data.as_bytes().to_vec(),
+                    }],
+                    Timestamp::from_unix_secs(at),
+                )
+            })
+            .expect("edit elsewhere");
+    }
+
+    fn other_deletes(f: &Fixture, guid: &str) {
+        use crate::store::StoreExt;
+        f.store
+            .transaction(|tx| {
+                tx.items_delete(
+                    CONTACTS,
+                    Some("other"),
+                    &[guid.to_string()],
+                    Timestamp::from_unix_secs(3),
+                )
+            })
+            .expect("delete elsewhere");
+    }
+
+    /// The terminal holds `c1` (FN:C1, mapped to the returned GUID) and the server's
+    /// anchors have moved past the client's: a two-way session completed here whose last
+    /// answer the handset never got (it still has anchor `a1`, we have `a2`).
+    fn lost_last_answer(f: &mut Fixture) -> String {
+        complete_slow_sync(f, "a1");
+        f.new_session();
+        f.send(vec![alert(200, Some("a1"), "a2")], true);
+        f.send(vec![client_sync(vec![])], true);
+        let done = f.send(vec![], true);
+        assert!(done.header.resp_uri.is_none(), "complete on the server");
+        let map = map_of(f);
+        assert_eq!(map.len(), 1);
+        map[0].1.clone()
+    }
+
+    /// The handset's next session: it asks for a two-way sync with its old anchor and
+    /// is made slow (508, 201).
+    fn forced_slow_sync(f: &mut Fixture) {
+        f.new_session();
+        let r = f.send(vec![alert(200, Some("a1"), "a3")], true);
+        assert_eq!(codes(&r, "Alert"), [508]);
+        assert_eq!(alert_codes(&r), [201]);
+    }
+
+    fn finish_session(f: &mut Fixture, commands: Vec<Command>) {
+        let done = f.send(commands, true);
+        assert!(done.header.resp_uri.is_none(), "session complete: {done:?}");
+        assert_eq!(f.anchor().as_deref(), Some("a3"));
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_keeps_the_map_and_sends_a_newer_version_as_replace() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        other_writes(&f, &g, &card("C1-v2"), 3);
+        forced_slow_sync(&mut f);
+        assert_eq!(map_of(&f), [("c1".to_string(), g.clone())], "map kept");
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1"))])],
+            true,
+        );
+        assert_eq!(codes(&r, "Replace"), [200]);
+        assert_eq!(
+            package_4(&r),
+            [("Replace".to_string(), "c1".to_string(), card("C1-v2"))],
+            "our newer version to the client's LUID, nothing new"
+        );
+        finish_session(&mut f, vec![]);
+        assert_eq!(live_cards(&f), [card("C1-v2")], "no old version anywhere");
+        assert_eq!(map_of(&f), [("c1".to_string(), g)]);
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_does_not_resurrect_an_item_deleted_elsewhere() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        other_deletes(&f, &g);
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1"))])],
+            true,
+        );
+        assert_eq!(codes(&r, "Replace"), [200]);
+        assert_eq!(
+            package_4(&r),
+            [("Delete".to_string(), "c1".to_string(), String::new())]
+        );
+        assert!(live_cards(&f).is_empty(), "not brought back");
+        finish_session(&mut f, vec![]);
+        assert!(map_of(&f).is_empty(), "the deleted item's map entry went");
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_keeps_a_client_edit_of_an_item_deleted_elsewhere() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        other_deletes(&f, &g);
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1-mine"))])],
+            true,
+        );
+        assert_eq!(codes(&r, "Replace"), [201], "stored as a new item");
+        assert!(package_4(&r).is_empty());
+        finish_session(&mut f, vec![]);
+        assert_eq!(live_cards(&f), [card("C1-mine")], "nothing is lost");
+        let map = map_of(&f);
+        assert_eq!(map.len(), 1);
+        assert_ne!(map[0].1, g, "c1 names the new item");
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_applies_the_clients_own_edit() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1-mine"))])],
+            true,
+        );
+        assert_eq!(codes(&r, "Replace"), [200]);
+        assert!(package_4(&r).is_empty(), "nothing to send: {r:?}");
+        finish_session(&mut f, vec![]);
+        assert_eq!(live_cards(&f), [card("C1-mine")]);
+        assert_eq!(map_of(&f), [("c1".to_string(), g)]);
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_takes_an_unchanged_item_as_it_is() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        let rev = |f: &Fixture| {
+            use crate::store::StoreExt;
+            f.store
+                .read(|tx| tx.datastore_revision(CONTACTS))
+                .expect("rev")
+        };
+        let before = rev(&f);
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1"))])],
+            true,
+        );
+        assert_eq!(codes(&r, "Replace"), [200]);
+        assert!(package_4(&r).is_empty());
+        finish_session(&mut f, vec![]);
+        assert_eq!(rev(&f), before, "no new revision");
+        assert_eq!(map_of(&f), [("c1".to_string(), g)]);
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_resolves_an_edit_on_both_sides_by_policy() {
+        /// What the client sent, its status, package 4 (command, to the client's LUID
+        /// or else from our GUID, data) and the database after.
+        type Case<'a> = (
+            ConflictPolicy,
+            &'a str,
+            u16,
+            Vec<(&'a str, bool, String)>,
+            Vec<String>,
+        );
+        let newer = "BEGIN:VCARD\r\nFN:C1-mine\r\nREV:20300101T000000Z\r\nEND:VCARD\r\n";
+        let older = "BEGIN:VCARD\r\nFN:C1-mine\r\nREV:19800101T000000Z\r\nEND:VCARD\r\n";
+        let cases: Vec<Case> = vec![
+            (
+                ConflictPolicy::ServerWins,
+                newer,
+                419,
+                vec![("Replace", true, card("C1-v2"))],
+                vec![card("C1-v2")],
+            ),
+            (
+                ConflictPolicy::ClientWins,
+                older,
+                208,
+                vec![],
+                vec![older.to_string()],
+            ),
+            (
+                ConflictPolicy::Duplicate,
+                newer,
+                209,
+                vec![("Add", false, card("C1-v2"))],
+                vec![card("C1-v2"), newer.to_string()],
+            ),
+            (
+                ConflictPolicy::NewerWins,
+                newer,
+                208,
+                vec![],
+                vec![newer.to_string()],
+            ),
+            (
+                ConflictPolicy::NewerWins,
+                older,
+                419,
+                vec![("Replace", true, card("C1-v2"))],
+                vec![card("C1-v2")],
+            ),
+        ];
+        for (policy, mine, status, sent, after) in cases {
+            let mut f = Fixture::new();
+            f.engine = Engine::new(EngineConfig {
+                conflict_policy: policy,
+                ..EngineConfig::default()
+            });
+            let g = lost_last_answer(&mut f);
+            other_writes(&f, &g, &card("C1-v2"), 1_850_000_000);
+            forced_slow_sync(&mut f);
+            let r = f.send(vec![client_sync(vec![client_item(true, "c1", mine)])], true);
+            assert_eq!(codes(&r, "Replace"), [status], "{policy:?}");
+            let want: Vec<(String, String, String)> = sent
+                .into_iter()
+                .map(|(cmd, to_luid, data)| {
+                    let uri = if to_luid { "c1".to_string() } else { g.clone() };
+                    (cmd.to_string(), uri, data)
+                })
+                .collect();
+            assert_eq!(package_4(&r), want, "{policy:?}");
+            let mut maps = vec![];
+            if policy == ConflictPolicy::Duplicate {
+                // Our version arrived as an Add; the client maps it.
+                maps.push(Command::Map(syncml_core::model::Map {
+                    cmd_id: "4".into(),
+                    target: Target::new("addressbook"),
+                    source: Source::new("./contacts"),
+                    map_items: vec![syncml_core::model::MapItem::new(g.clone(), "c2")],
+                    ..syncml_core::model::Map::default()
+                }));
+            }
+            finish_session(&mut f, maps);
+            let mut after = after;
+            after.sort();
+            assert_eq!(live_cards(&f), after, "{policy:?}");
+            let map = map_of(&f);
+            match policy {
+                ConflictPolicy::Duplicate => {
+                    assert_eq!(map.len(), 2);
+                    assert!(map.contains(&("c2".to_string(), g.clone())));
+                }
+                _ => assert_eq!(map, [("c1".to_string(), g.clone())], "{policy:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_sends_back_a_mapped_item_the_client_no_longer_holds() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        forced_slow_sync(&mut f);
+        let r = f.send(vec![client_sync(vec![])], true);
+        assert_eq!(
+            package_4(&r),
+            [("Add".to_string(), g.clone(), card("C1"))],
+            "as new, to be mapped anew"
+        );
+        assert!(map_of(&f).is_empty(), "the old LUID is forgotten");
+        let map = Command::Map(syncml_core::model::Map {
+            cmd_id: "4".into(),
+            target: Target::new("addressbook"),
+            source: Source::new("./contacts"),
+            map_items: vec![syncml_core::model::MapItem::new(g.clone(), "c9")],
+            ..syncml_core::model::Map::default()
+        });
+        finish_session(&mut f, vec![map]);
+        assert_eq!(map_of(&f), [("c9".to_string(), g)]);
+        assert_eq!(live_cards(&f), [card("C1")]);
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_that_does_not_complete_is_followed_by_another() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        let key = SyncKey::new("test", "dev1", "contacts");
+        let acked = |f: &Fixture| {
+            f.store
+                .read(|tx| tx.sync_state_get(key))
+                .expect("state")
+                .map(|s| (s.client_anchor, s.acked_revision))
+        };
+        let (_, rev) = acked(&f).expect("state");
+        other_writes(&f, &g, &card("C1-v2"), 3);
+        // Abandoned after package 1: the client anchor went, the mark and map stayed...
+        forced_slow_sync(&mut f);
+        assert_eq!(acked(&f), Some((None, rev)));
+        // ...so the next session is slow again, judged against the same mark.
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1"))])],
+            true,
+        );
+        assert_eq!(
+            package_4(&r),
+            [("Replace".to_string(), "c1".to_string(), card("C1-v2"))]
+        );
+        finish_session(&mut f, vec![]);
+        assert_eq!(live_cards(&f), [card("C1-v2")]);
+    }
+
+    #[test]
+    fn a_server_forced_slow_sync_matches_an_item_under_a_new_luid_by_content() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![
+                client_item(true, "c7", &card("C1")),
+                client_item(true, "c8", &card("C1")),
+            ])],
+            true,
+        );
+        assert_eq!(
+            codes(&r, "Replace"),
+            [200, 201],
+            "the second is a copy of its own"
+        );
+        assert!(package_4(&r).is_empty(), "nothing sent back: {r:?}");
+        finish_session(&mut f, vec![]);
+        let map = map_of(&f);
+        assert!(map.contains(&("c7".to_string(), g)), "{map:?}");
+        assert_eq!(map.len(), 2);
+        assert_eq!(live_cards(&f), [card("C1"), card("C1")]);
+    }
+
+    #[test]
+    fn a_suspended_server_forced_slow_sync_resumes_over_the_kept_map() {
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        other_writes(&f, &g, &card("C1-v2"), 3);
+        forced_slow_sync(&mut f);
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1"))])],
+            true,
+        );
+        let replace = vec![("Replace".to_string(), "c1".to_string(), card("C1-v2"))];
+        assert_eq!(package_4(&r), replace);
+        // Suspended instead of package 5; resumed in the next session.
+        let r = f.send(vec![alert(224, None, "a3")], true);
+        assert!(r.header.resp_uri.is_none(), "suspended");
+        f.new_session();
+        let r = f.send(vec![alert(225, Some("a1"), "a3")], true);
+        assert_eq!(codes(&r, "Alert"), [200]);
+        assert_eq!(alert_codes(&r), [201]);
+        let r = f.send(vec![client_sync(vec![])], true);
+        assert_eq!(
+            package_4(&r),
+            replace,
+            "still a Replace to the client's LUID, not an Add"
+        );
+        finish_session(&mut f, vec![]);
+        assert_eq!(live_cards(&f), [card("C1-v2")]);
+        assert_eq!(map_of(&f), [("c1".to_string(), g)]);
+    }
+
+    #[test]
+    fn a_client_requested_slow_sync_still_clears_the_map() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        let g = lost_last_answer(&mut f);
+        other_writes(&f, &g, &card("C1-v2"), 3);
+        f.new_session();
+        let r = f.send(vec![alert(201, Some("a1"), "a3")], true);
+        assert_eq!(codes(&r, "Alert"), [200]);
+        assert!(map_of(&f).is_empty(), "the client's LUIDs may be new");
+        let state = f
+            .store
+            .read(|tx| tx.sync_state_get(SyncKey::new("test", "dev1", "contacts")))
+            .expect("state");
+        assert_eq!(state, None);
+        // Matched by content only, as before: the older copy is an item of its own.
+        let r = f.send(
+            vec![client_sync(vec![client_item(true, "c1", &card("C1"))])],
+            true,
+        );
+        assert_eq!(codes(&r, "Replace"), [201]);
+        assert_eq!(
+            package_4(&r),
+            [("Add".to_string(), g, card("C1-v2"))],
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_slow_sync_without_a_last_anchor_clears_the_map() {
+        let mut f = Fixture::new();
+        lost_last_answer(&mut f);
+        f.new_session();
+        let r = f.send(vec![alert(200, None, "a3")], true);
+        assert_eq!(codes(&r, "Alert"), [508]);
+        assert!(
+            map_of(&f).is_empty(),
+            "a client without anchors holds no LUID of ours"
+        );
     }
 }

@@ -65,6 +65,23 @@ pub struct DsState {
     /// it the same way without parsing the DevInf again. Empty: send as stored.
     #[serde(default)]
     pub accepts: Vec<(String, String)>,
+    /// A slow sync the server forced (the client asked for a normal sync, its anchors
+    /// did not match ours) keeps the terminal's LUID map: this is the revision the
+    /// terminal had acknowledged before, against which its items are judged (see
+    /// `Engine::client_sync`). `None` for every other sync, and for slow syncs the
+    /// client asked for (its LUIDs may have been reassigned: the map is cleared).
+    #[serde(default)]
+    pub map_kept_acked: Option<i64>,
+    /// Slow sync over a kept map: GUIDs whose version here is newer than the client's
+    /// unchanged copy (or won a conflict); package 4 sends them as `Replace` to the
+    /// client's LUID.
+    #[serde(default)]
+    pub send_back: Vec<String>,
+    /// Slow sync over a kept map: GUIDs deleted here whose unchanged copy the client
+    /// still holds; package 4 sends a `Delete` to the client's LUID, and the map entry
+    /// goes when the session completes.
+    #[serde(default)]
+    pub send_delete: Vec<String>,
 }
 
 /// The whole session.

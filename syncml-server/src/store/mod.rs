@@ -288,7 +288,7 @@ pub trait Tx {
     /// Reads an item's current version (possibly a tombstone).
     fn item_get(&mut self, ds: DatastoreKey<'_>, guid: &str) -> Result<Option<Item>, StoreError>;
     /// The current versions (possibly tombstones) of the items with these GUIDs, in one
-    /// round trip, in no particular order; unknown GUIDs are left out.
+    /// round trip, each once, in no particular order; unknown GUIDs are left out.
     fn items_get(
         &mut self,
         ds: DatastoreKey<'_>,

@@ -650,7 +650,8 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<Vec<Item>, StoreError> {
         // In-process: one cached statement run per GUID is as cheap as any batch form.
         let mut out = Vec::with_capacity(guids.len());
-        for guid in guids {
+        let mut seen = std::collections::HashSet::with_capacity(guids.len());
+        for guid in guids.iter().filter(|g| seen.insert(g.as_str())) {
             if let Some(item) = self.item_get(ds, guid)? {
                 out.push(item);
             }
