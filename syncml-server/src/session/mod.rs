@@ -3811,7 +3811,7 @@ mod tests {
                 tx.items_delete(
                     ds,
                     Some("other"),
-                    &[deleted.clone()],
+                    std::slice::from_ref(&deleted),
                     Timestamp::from_unix_secs(3),
                 )
             })
