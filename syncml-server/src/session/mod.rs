@@ -1676,6 +1676,25 @@ impl Engine {
             .find(|d| d.name == def.name)
             .and_then(|d| d.map_kept_acked)
             .filter(|_| alert == 201);
+        // The LUIDs of this Sync, looked up in one round trip, and the client's items,
+        // written in one batch (see `WriteBatch`).
+        let luids: Vec<String> = s
+            .commands
+            .iter()
+            .flat_map(|c| match c {
+                Command::Add(ic) | Command::Replace(ic) => ic.items.as_slice(),
+                Command::Delete(d) => d.items.as_slice(),
+                _ => &[],
+            })
+            .map(item_luid)
+            .filter(|l| valid_id(l))
+            .collect();
+        let mut lookup = LuidLookup {
+            known: Some(tx.map_guids_for_luids(sk, &luids)?),
+            seen: Default::default(),
+        };
+        let mut batch = WriteBatch::default();
+        let keys = (dsk, sk, term);
         for c in &s.commands {
             let meta = match c {
                 Command::Add(x) | Command::Replace(x) => x.meta.as_ref(),
@@ -1698,13 +1717,7 @@ impl Engine {
                             }
                             LobStep::Handled => continue,
                         };
-                        let luid = item
-                            .source
-                            .as_ref()
-                            .or(None)
-                            .map(|s| s.loc_uri.trim().to_string())
-                            .or_else(|| item.target.as_ref().map(|t| t.loc_uri.trim().to_string()))
-                            .unwrap_or_default();
+                        let luid = item_luid(item);
                         if !valid_id(&luid) {
                             // Without a usable LUID the item could never be mapped, so
                             // the server would send it back as new: refuse it instead.
@@ -1723,7 +1736,7 @@ impl Engine {
                             continue;
                         }
                         let ctype = content_type(item, meta, def, &data);
-                        let mut guid = tx.map_guid_for_luid(sk, &luid)?;
+                        let mut guid = lookup.guid(tx, keys, &mut batch, st, now, &luid)?;
                         let mut code = if is_add {
                             StatusCode::ITEM_ADDED
                         } else {
@@ -1824,6 +1837,7 @@ impl Engine {
                                 // Same content already on the server: map, don't duplicate
                                 // (a pair with this GUID and another LUID goes).
                                 tx.map_put(sk, &[MapEntry::new(luid.clone(), g.clone())])?;
+                                lookup.known = None;
                                 if let Some(ds) = st.store_mut(def.name) {
                                     ds.written.push(g);
                                 }
@@ -1898,26 +1912,15 @@ impl Engine {
                                 }
                             }
                         }
-                        let written =
-                            store_client_item(tx, (dsk, sk, term), guid, &luid, ctype, data, now)?;
-                        if let Some(w) = written {
-                            if let Some(ds) = st.store_mut(def.name) {
-                                ds.written.push(w);
-                            }
-                        }
+                        batch.push(guid, luid, ctype, data);
                         reply.item_status(msg_ref, c, item, code);
                     }
                 }
                 Command::Delete(d) => {
                     lob_abandon(st, reply);
                     for item in &d.items {
-                        let luid = item
-                            .source
-                            .as_ref()
-                            .map(|s| s.loc_uri.trim().to_string())
-                            .or_else(|| item.target.as_ref().map(|t| t.loc_uri.trim().to_string()))
-                            .unwrap_or_default();
-                        let code = match tx.map_guid_for_luid(sk, &luid)? {
+                        let luid = item_luid(item);
+                        let code = match lookup.guid(tx, keys, &mut batch, st, now, &luid)? {
                             Some(g)
                                 if alert == 200
                                     && policy != ConflictPolicy::ClientWins
@@ -1964,7 +1967,7 @@ impl Engine {
                 }
             }
         }
-        Ok(())
+        batch.flush(tx, keys, st, now)
     }
 
     /// Takes one Add/Replace item through large-object reassembly (LOB-08 to LOB-14).
@@ -2709,6 +2712,98 @@ fn mapped_content_keys(
 
 /// Stores a client item over `guid`, or as a new item mapped to `luid` (`guid` is
 /// `None`); the GUID written.
+/// The LUID an item of the client names: its Source, else its Target.
+fn item_luid(item: &Item) -> String {
+    item.source
+        .as_ref()
+        .map(|s| s.loc_uri.trim().to_string())
+        .or_else(|| item.target.as_ref().map(|t| t.loc_uri.trim().to_string()))
+        .unwrap_or_default()
+}
+
+/// The client's items of one `Sync` that go to the store as they are (new items and
+/// plain replacements), written together when the `Sync` ends: one `items_put` and one
+/// `map_put` for all of them instead of a few statements per item (on PostgreSQL those
+/// were most of a two-way session's round trips). The statuses are answered at once;
+/// a store error fails the whole message anyway.
+#[derive(Default)]
+struct WriteBatch {
+    items: Vec<NewItem>,
+    /// The client's LUID of each item (mapped when the item is new).
+    luids: Vec<String>,
+}
+
+impl WriteBatch {
+    fn push(&mut self, guid: Option<String>, luid: String, content_type: String, data: Vec<u8>) {
+        self.items.push(NewItem {
+            guid,
+            content_type,
+            data,
+        });
+        self.luids.push(luid);
+    }
+
+    /// Writes what waits; the GUIDs written join the datastore's `written`.
+    fn flush(
+        &mut self,
+        tx: &mut dyn Tx,
+        (dsk, sk, term): (DatastoreKey<'_>, SyncKey<'_>, &str),
+        st: &mut SessionState,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.items);
+        let luids = std::mem::take(&mut self.luids);
+        let new: Vec<bool> = items.iter().map(|i| i.guid.is_none()).collect();
+        let put = tx.items_put(dsk, Some(term), &items, now)?;
+        let entries: Vec<MapEntry> = put
+            .iter()
+            .zip(luids)
+            .zip(new)
+            .filter(|(_, new)| *new)
+            .map(|((p, luid), _)| MapEntry::new(luid, p.guid.clone()))
+            .collect();
+        tx.map_put(sk, &entries)?;
+        if let Some(ds) = st.store_mut(dsk.datastore) {
+            ds.written.extend(put.into_iter().map(|p| p.guid));
+        }
+        Ok(())
+    }
+}
+
+/// LUID → GUID for the items of one `Sync`: read in one round trip at its start; a LUID
+/// met a second time (its pair may be waiting in the [`WriteBatch`]), or any LUID after
+/// a pair moved from one LUID to another, is read from the store again.
+struct LuidLookup {
+    known: Option<std::collections::HashMap<String, String>>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl LuidLookup {
+    fn guid(
+        &mut self,
+        tx: &mut dyn Tx,
+        keys: (DatastoreKey<'_>, SyncKey<'_>, &str),
+        batch: &mut WriteBatch,
+        st: &mut SessionState,
+        now: Timestamp,
+        luid: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let again = !self.seen.insert(luid.to_string());
+        match &self.known {
+            Some(known) if !again => Ok(known.get(luid).cloned()),
+            _ => {
+                if again {
+                    batch.flush(tx, keys, st, now)?;
+                }
+                tx.map_guid_for_luid(keys.1, luid)
+            }
+        }
+    }
+}
+
 fn store_client_item(
     tx: &mut dyn Tx,
     (dsk, sk, term): (DatastoreKey<'_>, SyncKey<'_>, &str),
@@ -3917,6 +4012,98 @@ mod tests {
         assert_eq!(after, rev, "no new revision for an unchanged item");
         let items = f.store.read(|tx| tx.items_list_live(dsk)).expect("items");
         assert_eq!(items.len(), 1, "and no duplicate");
+    }
+
+    fn client_delete(luid: &str) -> Command {
+        Command::Delete(Delete {
+            cmd_id: "4".into(),
+            items: vec![Item {
+                source: Some(Source::new(luid)),
+                ..Item::default()
+            }],
+            ..Delete::default()
+        })
+    }
+
+    /// The live contacts as (data) strings, sorted.
+    fn live_contacts(f: &Fixture) -> Vec<String> {
+        use crate::store::StoreExt;
+        let mut v: Vec<String> = f
+            .store
+            .read(|tx| tx.items_list_live(DatastoreKey::new("test", "contacts")))
+            .expect("items")
+            .into_iter()
+            .map(|i| String::from_utf8_lossy(&i.data).into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_syncs_items_are_written_together_and_all_mapped() {
+        use crate::store::StoreExt;
+        let mut f = Fixture::new();
+        complete_slow_sync(&mut f, "a1");
+        let dsk = DatastoreKey::new("test", "contacts");
+        let before = f.store.read(|tx| tx.datastore_revision(dsk)).expect("rev");
+        f.new_session();
+        f.send(vec![alert(200, Some("a1"), "a2")], true);
+        let adds: Vec<Command> = (0..5)
+            .map(|i| {
+                client_item(
+                    false,
+                    &format!("n{i}"),
+                    &format!("BEGIN:VCARD\r\nFN:N{i}\r\nEND:VCARD\r\n"),
+                )
+            })
+            .collect();
+        let r = f.send(vec![client_sync(adds)], true);
+        assert_eq!(codes(&r, "Add"), [201; 5]);
+        f.send(vec![], true);
+        let after = f.store.read(|tx| tx.datastore_revision(dsk)).expect("rev");
+        assert_eq!(after - before, 5, "one revision per item");
+        let luids: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
+        let map = f
+            .store
+            .read(|tx| tx.map_guids_for_luids(SyncKey::new("test", "dev1", "contacts"), &luids))
+            .expect("map");
+        assert_eq!(map.len(), 5, "every new item mapped to its LUID: {map:?}");
+    }
+
+    #[test]
+    fn one_luid_added_replaced_and_deleted_in_one_sync_takes_effect_in_order() {
+        let mut f = Fixture::new();
+        complete_slow_sync(&mut f, "a1");
+        let base = live_contacts(&f);
+        f.new_session();
+        f.send(vec![alert(200, Some("a1"), "a2")], true);
+        let r = f.send(
+            vec![client_sync(vec![
+                client_item(false, "x1", "BEGIN:VCARD\r\nFN:First\r\nEND:VCARD\r\n"),
+                client_item(true, "x1", "BEGIN:VCARD\r\nFN:Second\r\nEND:VCARD\r\n"),
+                client_item(false, "x2", "BEGIN:VCARD\r\nFN:Kept\r\nEND:VCARD\r\n"),
+                client_item(false, "x3", "BEGIN:VCARD\r\nFN:Gone\r\nEND:VCARD\r\n"),
+                client_delete("x3"),
+            ])],
+            true,
+        );
+        assert_eq!(codes(&r, "Add"), [201, 201, 201]);
+        assert_eq!(
+            codes(&r, "Replace"),
+            [200],
+            "the Replace finds the item just added"
+        );
+        assert_eq!(
+            codes(&r, "Delete"),
+            [200],
+            "the Delete finds the item just added"
+        );
+        f.send(vec![], true);
+        let mut want = base;
+        want.push("BEGIN:VCARD\r\nFN:Second\r\nEND:VCARD\r\n".into());
+        want.push("BEGIN:VCARD\r\nFN:Kept\r\nEND:VCARD\r\n".into());
+        want.sort();
+        assert_eq!(live_contacts(&f), want, "no First, no Gone, no duplicate");
     }
 
     #[test]

@@ -378,6 +378,13 @@ pub trait Tx {
         key: SyncKey<'_>,
         luid: &str,
     ) -> Result<Option<String>, StoreError>;
+    /// The GUIDs mapped to these LUIDs, in one round trip (LUIDs without a pair are
+    /// left out).
+    fn map_guids_for_luids(
+        &mut self,
+        key: SyncKey<'_>,
+        luids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError>;
     /// The LUID mapped to a GUID.
     fn map_luid_for_guid(
         &mut self,

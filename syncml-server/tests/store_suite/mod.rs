@@ -40,6 +40,7 @@ macro_rules! storage_suite {
             items_get_reads_current_versions_of_many_items_at_once,
             history_keeps_previous_versions,
             map_luid_guid_roundtrip_and_uniqueness,
+            map_guids_for_luids_reads_many_pairs_at_once,
             sync_state_roundtrip,
             session_survives_reopen,
             audit_is_append_only_and_filterable,
@@ -535,6 +536,36 @@ pub fn history_keeps_previous_versions(db: &dyn TestDb) {
             Ok(())
         })
         .unwrap();
+}
+
+pub fn map_guids_for_luids_reads_many_pairs_at_once(db: &dyn TestDb) {
+    let store = fixture(db);
+    let key = SyncKey::new(A, TA1, CONTACTS);
+    store
+        .transaction(|tx| {
+            tx.map_put(key, &[MapEntry::new("L1", "G1"), MapEntry::new("L2", "G2")])?;
+            tx.map_put(SyncKey::new(A, TA2, CONTACTS), &[MapEntry::new("L3", "G3")])?;
+            tx.map_put(SyncKey::new(A, TA1, CALENDAR), &[MapEntry::new("L4", "G4")])
+        })
+        .unwrap();
+    let asked: Vec<String> = ["L1", "L2", "L1", "L3", "L4", "none", "nul\0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let got = store
+        .read(|tx| tx.map_guids_for_luids(key, &asked))
+        .unwrap();
+    let mut got: Vec<(String, String)> = got.into_iter().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("L1".into(), "G1".into()), ("L2".into(), "G2".into())],
+        "this terminal's and datastore's pairs only"
+    );
+    assert!(store
+        .read(|tx| tx.map_guids_for_luids(key, &[]))
+        .unwrap()
+        .is_empty());
 }
 
 pub fn map_luid_guid_roundtrip_and_uniqueness(db: &dyn TestDb) {

@@ -1408,6 +1408,30 @@ impl Tx for PgTx<'_> {
         )
     }
 
+    fn map_guids_for_luids(
+        &mut self,
+        key: SyncKey<'_>,
+        luids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let luids: Vec<&str> = luids
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !nul(&[l]))
+            .collect();
+        if luids.is_empty() || nul(&[key.subscriber, key.terminal, key.datastore]) {
+            return Ok(HashMap::new());
+        }
+        self.query(
+            "SELECT luid, guid FROM luid_map
+             WHERE subscriber_id = $1 AND terminal_id = $2 AND datastore = $3
+               AND luid = ANY($4::text[])",
+            &[&key.subscriber, &key.terminal, &key.datastore, &luids],
+        )?
+        .iter()
+        .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+        .collect()
+    }
+
     fn map_guid_for_luid(
         &mut self,
         key: SyncKey<'_>,

@@ -1119,6 +1119,24 @@ impl Tx for SqliteTx<'_> {
         Ok(to_u64(n))
     }
 
+    fn map_guids_for_luids(
+        &mut self,
+        key: SyncKey<'_>,
+        luids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        // In-process: one cached statement run per LUID.
+        let mut out = std::collections::HashMap::with_capacity(luids.len());
+        for luid in luids {
+            if out.contains_key(luid) {
+                continue;
+            }
+            if let Some(guid) = self.map_guid_for_luid(key, luid)? {
+                out.insert(luid.clone(), guid);
+            }
+        }
+        Ok(out)
+    }
+
     fn map_guid_for_luid(
         &mut self,
         key: SyncKey<'_>,
