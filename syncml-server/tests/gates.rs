@@ -538,6 +538,41 @@ fn repeated_failures_lock_unknown_and_known_terminal_ids_alike() {
 }
 
 #[test]
+fn a_success_clears_the_failures_before_it() {
+    let fx = fixture();
+    let attempt = |fx: &Fx, password: &str| {
+        let msg = package1(
+            "IMEI:A1",
+            Some("alice"),
+            cred(fx, CredKind::Md5(password), "alice", "IMEI:A1"),
+            None,
+            &["contacts"],
+        );
+        header_status(&fx.post(false, &msg))
+    };
+    // Three failures (free), a success, then three more: had the success not cleared
+    // the first three, the sixth failure would be locked out (417), not refused (401).
+    for _ in 0..3 {
+        assert_eq!(attempt(&fx, "guess"), 401);
+    }
+    assert_eq!(attempt(&fx, "pa1"), 212);
+    let records = fx
+        .store
+        .read(|tx| {
+            Ok((
+                tx.lockout_get(LockoutKey::Terminal("IMEI:A1"))?,
+                tx.lockout_get(LockoutKey::Subscriber("alice"))?,
+            ))
+        })
+        .expect("lockout");
+    assert_eq!(records, (None, None), "the success reset both counts");
+    for _ in 0..3 {
+        assert_eq!(attempt(&fx, "guess"), 401);
+    }
+    assert_eq!(attempt(&fx, "pa1"), 212, "still not locked");
+}
+
+#[test]
 fn a_replayed_credential_is_refused_because_the_nonce_moved_on() {
     let fx = fixture();
     let msg = package1(

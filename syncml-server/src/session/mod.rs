@@ -1081,14 +1081,17 @@ impl Engine {
             Ok::<_, StoreError>(AuthOutcome::Refused { code, nonce, why })
         };
 
-        // Locked attempts are refused before any credential is looked at.
-        let mut locked_until = tx
-            .lockout_get(LockoutKey::Terminal(terminal_id))?
+        // Locked attempts are refused before any credential is looked at. Which of the
+        // two keys have failures on record at all (only those need a reset on success).
+        let terminal_record = tx.lockout_get(LockoutKey::Terminal(terminal_id))?;
+        let mut had_failures = (terminal_record.is_some(), false);
+        let mut locked_until = terminal_record
             .filter(|l| l.is_locked(now))
             .and_then(|l| l.locked_until);
         if let (None, Some(t)) = (locked_until, &terminal) {
-            locked_until = tx
-                .lockout_get(LockoutKey::Subscriber(&t.subscriber_id))?
+            let record = tx.lockout_get(LockoutKey::Subscriber(&t.subscriber_id))?;
+            had_failures.1 = record.is_some();
+            locked_until = record
                 .filter(|l| l.is_locked(now))
                 .and_then(|l| l.locked_until);
         }
@@ -1263,8 +1266,15 @@ impl Engine {
             }
         }
 
-        tx.lockout_reset(LockoutKey::Terminal(&t.terminal_id))?;
-        tx.lockout_reset(LockoutKey::Subscriber(&t.subscriber_id))?;
+        // Only keys with failures on record are reset (a write less per session for the
+        // usual handset). A failure another node records meanwhile stays on record and
+        // counts towards a lock-out until the next success.
+        if had_failures.0 {
+            tx.lockout_reset(LockoutKey::Terminal(&t.terminal_id))?;
+        }
+        if had_failures.1 {
+            tx.lockout_reset(LockoutKey::Subscriber(&t.subscriber_id))?;
+        }
         let nonce = new_nonce(rng);
         tx.terminal_set_nonce(&t.subscriber_id, &t.terminal_id, Some(&nonce))?;
         tx.audit_append(&AuditEvent {
