@@ -3819,6 +3819,16 @@ mod tests {
             .expect("pending rows")
     }
 
+    /// Seeds `n` items and starts a slow sync that downloads them: the Adds of the first
+    /// message of package 4, and the session key.
+    fn start_download(f: &mut Fixture, n: usize) -> (Vec<(String, String, String)>, String) {
+        f.seed_items(n);
+        f.new_session();
+        f.send(vec![alert(201, None, "a1")], true);
+        let first = server_adds_by_guid(&f.send(vec![client_sync(vec![])], true));
+        (first, f.token.clone().expect("session key"))
+    }
+
     /// Runs package 4 to its end; every Add sent, by GUID.
     fn download_rest(
         f: &mut Fixture,
@@ -3838,11 +3848,7 @@ mod tests {
     fn whole_item_adds_wait_by_reference_and_go_out_as_stored() {
         use crate::store::StoreExt;
         let mut f = Fixture::new();
-        f.seed_items(40);
-        f.new_session();
-        f.send(vec![alert(201, None, "a1")], true);
-        let first = server_adds_by_guid(&f.send(vec![client_sync(vec![])], true));
-        let key = f.token.clone().expect("session key");
+        let (first, key) = start_download(&mut f, 40);
         let rows = pending_rows(&f, &key);
         assert_eq!(rows.len(), 40 - first.len());
         assert!(
@@ -3892,11 +3898,7 @@ mod tests {
     fn an_item_changed_during_a_download_goes_out_in_the_next_session_not_twice() {
         use crate::store::StoreExt;
         let mut f = Fixture::new();
-        f.seed_items(30);
-        f.new_session();
-        f.send(vec![alert(201, None, "a1")], true);
-        let first = server_adds_by_guid(&f.send(vec![client_sync(vec![])], true));
-        let key = f.token.clone().expect("session key");
+        let (first, key) = start_download(&mut f, 30);
         let rows = pending_rows(&f, &key);
         let changed = rows[0].guid.clone().expect("guid");
         let deleted = rows[1].guid.clone().expect("guid");
