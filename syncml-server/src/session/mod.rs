@@ -835,7 +835,7 @@ impl Engine {
             st.last_reply = Some(body);
             let state = st
                 .to_record()
-                .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
             *wire = st.last_reply.take();
             tx.session_save(&SessionRecord {
                 key: st.key.clone(),
@@ -917,7 +917,7 @@ impl Engine {
             kept.key = key.clone();
             let state = kept
                 .to_record()
-                .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
             tx.session_save(&SessionRecord {
                 key,
                 subscriber_id: subscriber.to_string(),
@@ -958,7 +958,7 @@ impl Engine {
         } else {
             rec.state = sus
                 .to_record()
-                .map_err(|e| StoreError::Backend(format!("session state: {e}")))?;
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
             tx.session_save(&rec)?;
         }
         Ok(Some(ds))
@@ -1789,22 +1789,11 @@ impl Engine {
                                         (None, None) => StatusCode::ITEM_ADDED,
                                         (None, Some(_)) => code,
                                     };
-                                    let written = store_client_item(
-                                        tx,
-                                        (dsk, sk, term),
-                                        over,
-                                        &luid,
-                                        ctype,
-                                        data,
-                                        now,
-                                    )?;
-                                    match written {
-                                        Some(w) => (w, status),
-                                        None => {
-                                            reply.item_status(msg_ref, c, item, status);
-                                            continue;
-                                        }
-                                    }
+                                    // Written with the Sync's other items; the GUID
+                                    // joins `written` then.
+                                    batch.push(over, luid, ctype, data);
+                                    reply.item_status(msg_ref, c, item, status);
+                                    continue;
                                 }
                             };
                             if let Some(ds) = st.store_mut(def.name) {
@@ -2812,35 +2801,6 @@ impl LuidLookup {
             }
         }
     }
-}
-
-fn store_client_item(
-    tx: &mut dyn Tx,
-    (dsk, sk, term): (DatastoreKey<'_>, SyncKey<'_>, &str),
-    guid: Option<String>,
-    luid: &str,
-    content_type: String,
-    data: Vec<u8>,
-    now: Timestamp,
-) -> Result<Option<String>, StoreError> {
-    let new = guid.is_none();
-    let put = tx.items_put(
-        dsk,
-        Some(term),
-        &[NewItem {
-            guid,
-            content_type,
-            data,
-        }],
-        now,
-    )?;
-    let Some(p) = put.into_iter().next() else {
-        return Ok(None);
-    };
-    if new {
-        tx.map_put(sk, &[MapEntry::new(luid, p.guid.clone())])?;
-    }
-    Ok(Some(p.guid))
 }
 
 fn push_once(list: &mut Vec<String>, guid: &str) {

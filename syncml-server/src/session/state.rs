@@ -237,6 +237,9 @@ pub enum RecordError {
     /// The framing is cut short.
     #[error("session record truncated")]
     Truncated,
+    /// The JSON state does not fit the framing's 32-bit length.
+    #[error("session state of {0} bytes is too large to store")]
+    TooLarge(usize),
 }
 
 impl SessionState {
@@ -244,12 +247,13 @@ impl SessionState {
     /// endian), the JSON state, then `last_reply` as raw bytes. The reply (up to the
     /// client's MaxMsgSize) stays out of the JSON: no base64 and no JSON string of it
     /// on every message.
-    pub fn to_record(&self) -> Result<Vec<u8>, serde_json::Error> {
+    pub fn to_record(&self) -> Result<Vec<u8>, RecordError> {
         let json = serde_json::to_vec(self)?;
+        let len = u32::try_from(json.len()).map_err(|_| RecordError::TooLarge(json.len()))?;
         let reply = self.last_reply.as_deref().unwrap_or_default();
         let mut out = Vec::with_capacity(5 + json.len() + reply.len());
         out.push(RECORD_FRAMED);
-        out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&json);
         out.extend_from_slice(reply);
         Ok(out)
