@@ -4079,6 +4079,35 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_session_token_without_credentials_gets_407_and_writes_nothing() {
+        let mut f = Fixture::new();
+        complete_slow_sync(&mut f, "a1");
+        let before = live_contacts(&f);
+        f.new_session();
+        f.msg = 1; // the next message is a later one: no credentials
+        f.token = Some("forged-token".into());
+        let r = f.send(
+            vec![
+                alert(200, Some("a1"), "a2"),
+                client_sync(vec![client_item(
+                    false,
+                    "f1",
+                    "BEGIN:VCARD\r\nFN:Forged\r\nEND:VCARD\r\n",
+                )]),
+            ],
+            true,
+        );
+        assert_eq!(codes(&r, "SyncHdr"), [407]);
+        assert!(
+            codes(&r, "Sync").iter().all(|c| *c == 407),
+            "{:?}",
+            codes(&r, "Sync")
+        );
+        assert_eq!(live_contacts(&f), before, "nothing written");
+        assert_eq!(f.anchor().as_deref(), Some("a1"), "no anchor moved");
+    }
+
+    #[test]
     fn commands_after_a_suspend_request_are_cancelled_with_514() {
         let mut f = Fixture::new();
         complete_slow_sync(&mut f, "a1");
