@@ -21,7 +21,8 @@
 
 use crate::codec::{encode_wbxml, encode_xml, EncodeError, Encoding};
 use crate::codes::StatusCode;
-use crate::model::{Command, Data, Item, Meta, SyncMl};
+use crate::model::{Command, Data, Item, Meta, SyncBody, SyncMl};
+use crate::tree::{Namespace, Sink};
 use crate::{wbxml, xml};
 
 /// Why a package cannot be laid out or a chunk accepted.
@@ -176,22 +177,24 @@ fn split_up_to(
     encoding: Encoding,
     max_messages: Option<usize>,
 ) -> Result<(Vec<Vec<Command>>, Vec<Command>), SizeError> {
-    let mut base = template.clone();
-    base.body.is_final = true;
-    let first_overhead = encoded_len(&base, encoding)?;
-    base.body.commands.clear();
+    let mut base = SyncMl {
+        header: template.header.clone(),
+        body: SyncBody {
+            commands: Vec::new(),
+            is_final: true,
+        },
+    };
     let overhead = encoded_len(&base, encoding)?;
+    base.body.commands = template.body.commands.clone();
+    let first_overhead = encoded_len(&base, encoding)?;
     if first_overhead > max_msg_size {
         return Err(SizeError::HeaderTooLarge {
             needed: first_overhead,
             max: max_msg_size,
         });
     }
-    let measure = |cmd: &Command| -> Result<usize, SizeError> {
-        let mut m = base.clone();
-        m.body.commands.push(cmd.clone());
-        Ok(encoded_len(&m, encoding)? - overhead + 2)
-    };
+    let mut meter = Meter::new(template, encoding);
+    let mut measure = |cmd: &Command| -> Result<usize, SizeError> { Ok(meter.measure(cmd)?) };
     let room_full = max_msg_size - overhead;
     let mut messages: Vec<Vec<Command>> = Vec::new();
     let mut current: Vec<Command> = Vec::new();
@@ -294,6 +297,64 @@ fn split_up_to(
         messages.push(current);
     }
     Ok((messages, Vec::new()))
+}
+
+/// Measures commands by writing them one after another into one encoder that holds the
+/// message header and an open `SyncBody`: a command's size is what the encoder grew by,
+/// plus two bytes for a WBXML code-page switch. Neither the header nor the command is
+/// encoded again or copied per measurement.
+enum Meter {
+    Xml(xml::Encoder),
+    Wbxml(wbxml::Encoder),
+}
+
+impl Meter {
+    fn new(template: &SyncMl, encoding: Encoding) -> Meter {
+        fn open<S: Sink>(s: &mut S, template: &SyncMl) {
+            s.start(&Namespace::SyncMl, "SyncML");
+            template.header.write(s);
+            s.start(&Namespace::SyncMl, "SyncBody");
+        }
+        match encoding {
+            Encoding::Xml => {
+                let opts = xml::EncodeOptions {
+                    version: template.version(),
+                    ..xml::EncodeOptions::default()
+                };
+                let mut enc = xml::Encoder::new(opts);
+                open(&mut enc, template);
+                Meter::Xml(enc)
+            }
+            Encoding::Wbxml => {
+                let mut enc =
+                    wbxml::Encoder::for_syncml(template.version(), wbxml::EncodeOptions::default());
+                open(&mut enc, template);
+                Meter::Wbxml(enc)
+            }
+        }
+    }
+
+    fn measure(&mut self, cmd: &Command) -> Result<usize, EncodeError> {
+        let grown = match self {
+            Meter::Xml(e) => {
+                let before = e.written();
+                cmd.write(e);
+                if let Some(err) = e.error() {
+                    return Err(EncodeError::from(err.clone()));
+                }
+                e.written() - before
+            }
+            Meter::Wbxml(e) => {
+                let before = e.written();
+                cmd.write(e);
+                if let Some(err) = e.error() {
+                    return Err(EncodeError::from(err.clone()));
+                }
+                e.written() - before
+            }
+        };
+        Ok(grown + 2)
+    }
 }
 
 /// Cut an item whose data exceeds `max_chunk` bytes into large-object chunks: every

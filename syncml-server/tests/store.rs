@@ -8,7 +8,7 @@ use std::sync::Arc;
 use store_suite::{add_subscriber, audit_event, fixture, t, TestDb, A, B, TA1, TA2, TB1};
 use syncml_server::store::sqlite::{DB_FILE_NAME, MIGRATIONS, SCHEMA_VERSION};
 use syncml_server::store::{
-    AuditEvent, SqliteConfig, SqliteStore, Store, StoreError, StoreExt, Timestamp,
+    AuditEvent, SqliteConfig, SqliteStore, Store, StoreError, StoreExt, SyncKey, Timestamp,
 };
 use tempfile::TempDir;
 
@@ -96,6 +96,17 @@ fn migrations_apply_once_and_upgrade() {
             [B],
         )
         .unwrap();
+        conn.execute(
+            "INSERT INTO terminal (terminal_id, subscriber_id, registered_by, registered_at)
+             VALUES ('IMEI:OLD', ?1, 'operator', 5)",
+            [B],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO luid_map VALUES (?1, 'IMEI:OLD', 'contacts', 'L1', 'G1')",
+            [B],
+        )
+        .unwrap();
     }
     let store = SqliteStore::open(&old_path, &SqliteConfig::default()).unwrap();
     assert_eq!(store.migrations_applied(), &all[1..]);
@@ -116,6 +127,12 @@ fn migrations_apply_once_and_upgrade() {
             Ok((sub, id))
         })
         .unwrap();
+    // Migration 4 rebuilt the LUID map: its pairs are still there and still unique.
+    let map = store
+        .transaction(|tx| tx.map_list(SyncKey::new(B, "IMEI:OLD", "contacts")))
+        .unwrap();
+    assert_eq!(map.len(), 1);
+    assert_eq!((map[0].luid.as_str(), map[0].guid.as_str()), ("L1", "G1"));
     let sub = sub.expect("data survives the upgrade");
     assert_eq!(sub.security_level, 1);
     assert_eq!(sub.created_at, Timestamp(5));

@@ -105,7 +105,6 @@ impl DocState {
 #[derive(Debug)]
 pub struct Encoder {
     opts: EncodeOptions,
-    public_id: u32,
     docs: Vec<DocState>,
     error: Option<EncodeError>,
     finished_root: bool,
@@ -119,10 +118,13 @@ impl Encoder {
             public_id,
             PUBLIC_ID_DEVINF_1_0 | PUBLIC_ID_DEVINF_1_1 | PUBLIC_ID_DEVINF_1_2
         );
+        // The root's header is known now: write it first, so that `finish` hands over
+        // the body's buffer instead of copying the whole message behind a header.
+        let mut root = DocState::new(devinf);
+        write_header(&mut root.body, opts.version, public_id);
         Encoder {
             opts,
-            public_id,
-            docs: vec![DocState::new(devinf)],
+            docs: vec![root],
             error: None,
             finished_root: false,
         }
@@ -131,6 +133,17 @@ impl Encoder {
     /// An encoder for a SyncML message of this version.
     pub fn for_syncml(version: SyncMlVersion, opts: EncodeOptions) -> Encoder {
         Encoder::new(syncml_public_id(version), opts)
+    }
+
+    /// Bytes of the root document written so far (a nested DevInf document counts once
+    /// it is closed).
+    pub(crate) fn written(&self) -> usize {
+        self.docs.first().map_or(0, |d| d.body.len())
+    }
+
+    /// The first error met, if any (the encoder ignores events after it).
+    pub(crate) fn error(&self) -> Option<&EncodeError> {
+        self.error.as_ref()
     }
 
     fn fail(&mut self, e: EncodeError) {
@@ -150,7 +163,7 @@ impl Encoder {
         let Some(doc) = self.docs.pop() else {
             return Err(EncodeError::Unbalanced);
         };
-        Ok(with_header(self.opts.version, self.public_id, &doc.body))
+        Ok(doc.body)
     }
 
     fn top(&mut self) -> Option<&mut DocState> {
@@ -160,12 +173,17 @@ impl Encoder {
 
 fn with_header(version: u8, public_id: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 8);
-    out.push(version);
-    mbuint::write(&mut out, public_id);
-    mbuint::write(&mut out, CHARSET_UTF8);
-    out.push(0x00); // empty string table
+    write_header(&mut out, version, public_id);
     out.extend_from_slice(body);
     out
+}
+
+/// Version, public ID, charset (UTF-8) and an empty string table.
+fn write_header(out: &mut Vec<u8>, version: u8, public_id: u32) {
+    out.push(version);
+    mbuint::write(out, public_id);
+    mbuint::write(out, CHARSET_UTF8);
+    out.push(0x00); // empty string table
 }
 
 /// The WBXML public ID of a SyncML version.

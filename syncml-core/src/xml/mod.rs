@@ -542,6 +542,16 @@ impl Encoder {
         }
     }
 
+    /// Bytes written so far (a start tag still waiting for its `>` counts without it).
+    pub(crate) fn written(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The first error met, if any (the encoder ignores events after it).
+    pub(crate) fn error(&self) -> Option<&EncodeError> {
+        self.error.as_ref()
+    }
+
     /// Finishes and returns the document.
     pub fn finish(mut self) -> Result<Vec<u8>, EncodeError> {
         if let Some(e) = self.error {

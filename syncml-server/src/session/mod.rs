@@ -2267,13 +2267,13 @@ impl Engine {
         cmds.into_iter()
             .map(|c| match c {
                 Command::Sync(mut sync) => {
-                    let mut shell = sync.clone();
-                    shell.commands.clear();
+                    let commands = std::mem::take(&mut sync.commands);
+                    let shell = sync.clone();
                     // What a message holding one Add with an empty item takes: most items
                     // fit beside it by their lengths alone, without being encoded.
                     let base = encoded_need(&empty, &shell, &empty_add(), inc.encoding);
-                    let mut out = Vec::with_capacity(sync.commands.len());
-                    for inner in sync.commands.drain(..) {
+                    let mut out = Vec::with_capacity(commands.len());
+                    for inner in commands {
                         if base.saturating_add(need_bound(&inner, inc.encoding)) <= limit {
                             out.push(inner);
                             continue;

@@ -198,6 +198,58 @@ CREATE TABLE session_delivered (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        description: "LUID map, pending commands and delivered items clustered on their keys \
+                      (WITHOUT ROWID)",
+        // A rowid table with a text primary key is two B-trees (rows by rowid, the key's
+        // index), and every insert writes both: clustered on the key, the LUID map is two
+        // (key, GUID index) instead of three and the session tables one instead of two.
+        sql: r#"
+CREATE TABLE luid_map_v4 (
+    subscriber_id   TEXT NOT NULL,
+    terminal_id     TEXT NOT NULL,
+    datastore       TEXT NOT NULL,
+    luid            TEXT NOT NULL,
+    guid            TEXT NOT NULL,
+    PRIMARY KEY (subscriber_id, terminal_id, datastore, luid),
+    UNIQUE (subscriber_id, terminal_id, datastore, guid),
+    FOREIGN KEY (subscriber_id, terminal_id)
+        REFERENCES terminal(subscriber_id, terminal_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+INSERT INTO luid_map_v4 (subscriber_id, terminal_id, datastore, luid, guid)
+    SELECT subscriber_id, terminal_id, datastore, luid, guid FROM luid_map;
+DROP TABLE luid_map;
+ALTER TABLE luid_map_v4 RENAME TO luid_map;
+
+CREATE TABLE session_pending_v4 (
+    session_key     TEXT NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    size            INTEGER NOT NULL,
+    datastore       TEXT,
+    guid            TEXT,
+    revision        INTEGER,
+    data            BLOB NOT NULL,
+    PRIMARY KEY (session_key, seq)
+) WITHOUT ROWID;
+INSERT INTO session_pending_v4 (session_key, seq, size, datastore, guid, revision, data)
+    SELECT session_key, seq, size, datastore, guid, revision, data FROM session_pending;
+DROP TABLE session_pending;
+ALTER TABLE session_pending_v4 RENAME TO session_pending;
+
+CREATE TABLE session_delivered_v4 (
+    session_key     TEXT NOT NULL REFERENCES session(key) ON DELETE CASCADE,
+    datastore       TEXT NOT NULL,
+    guid            TEXT NOT NULL,
+    revision        INTEGER NOT NULL,
+    PRIMARY KEY (session_key, datastore, guid)
+) WITHOUT ROWID;
+INSERT INTO session_delivered_v4 (session_key, datastore, guid, revision)
+    SELECT session_key, datastore, guid, revision FROM session_delivered;
+DROP TABLE session_delivered;
+ALTER TABLE session_delivered_v4 RENAME TO session_delivered;
+"#,
+    },
 ];
 
 /// The schema version this build writes (the newest migration's version).

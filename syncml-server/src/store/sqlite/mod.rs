@@ -499,8 +499,13 @@ fn configure(conn: &Connection, config: &SqliteConfig) -> Result<(), StoreError>
     // (it was 10 MB of file writes for a 10,000-item download).
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(map_err)?;
-    // A page cache of 16 MiB (default 2 MiB) per connection.
-    conn.pragma_update(None, "cache_size", -16_384)
+    // SQLite's default page cache, 2 MiB, not more: every commit that rebalanced a B-tree
+    // walks the whole cache (pcache1TruncateUnsafe, after balance_nonroot parks a page at
+    // the lock-byte page number), so a bigger cache costs per message. Measured with
+    // uprobes over the SyncEvolution 10,000-contact benchmark (BENCHMARKS.md): 16 MiB,
+    // 89 ms of cache walks and 1 ms of reads; 8 MiB, 53 + 24 ms; 2 MiB, 6 ms of walks and
+    // 26,000 reads of the OS page cache (~40 ms).
+    conn.pragma_update(None, "cache_size", -2_000)
         .map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())

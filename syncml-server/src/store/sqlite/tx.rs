@@ -1062,25 +1062,27 @@ impl Tx for SqliteTx<'_> {
             validate_id("luid", &e.luid)?;
             validate_id("guid", &e.guid)?;
         }
-        let mut delete = self
+        // REPLACE removes the pairs that hold this LUID or this GUID (the key and the
+        // UNIQUE constraint) before inserting: one statement, two index lookups. (A
+        // `DELETE ... WHERE luid = ? OR guid = ?` scans the terminal's whole map on a
+        // WITHOUT ROWID table: SQLite's OR-by-union plan needs rowids.)
+        let mut replace = self
             .conn
             .prepare_cached(
-                "DELETE FROM luid_map
-                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3
-                   AND (luid = ?4 OR guid = ?5)",
-            )
-            .map_err(map_err)?;
-        let mut insert = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO luid_map (subscriber_id, terminal_id, datastore, luid, guid)
+                "INSERT OR REPLACE INTO luid_map (subscriber_id, terminal_id, datastore, luid, guid)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(map_err)?;
         for e in entries {
-            let p = params![key.subscriber, key.terminal, key.datastore, e.luid, e.guid];
-            delete.execute(p).map_err(map_err)?;
-            insert.execute(p).map_err(map_err)?;
+            replace
+                .execute(params![
+                    key.subscriber,
+                    key.terminal,
+                    key.datastore,
+                    e.luid,
+                    e.guid
+                ])
+                .map_err(map_err)?;
         }
         Ok(())
     }
