@@ -10,7 +10,8 @@
 # PG_SYNC_COMMIT=off starts the throwaway cluster with synchronous_commit=off.
 # SERVER_ARGS adds `serve` options (e.g. "--workers 512"), SERVER_ENV environment
 # assignments for the server (e.g. "GLIBC_TUNABLES=..."), DURATION the measured seconds
-# (default 20): what the A/B comparisons of BENCHMARKS.md vary.
+# (default 20): what the A/B comparisons of BENCHMARKS.md vary. RATE=R paces the
+# session starts at R sessions/s in total (latency below capacity, no closed-loop queue).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=target/release
@@ -51,5 +52,5 @@ else
 fi
 sleep 1.5
 $B/syncml-load "${urls[@]}" $HOP "${load[@]}" --concurrency "$C" --duration "${DURATION:-20}" --warmup \
-    --verify --server-pid "${pids[0]}" --quiet | grep -v '^diverged'
+    ${RATE:+--rate "$RATE"} --verify --server-pid "${pids[0]}" --quiet | grep -v '^diverged'
 for p in "${pids[@]}"; do ps -o rss=,time= -p "$p" | sed "s/^/node $p rss KiB, cpu time: /"; done

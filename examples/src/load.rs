@@ -77,6 +77,12 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Sessions in flight (at most N: a terminal never runs two sessions at once).
     pub concurrency: usize,
+    /// Paced starts: session n is due `n / rate` seconds after the clock starts (all
+    /// workers together), instead of each worker starting its next session at once. Below
+    /// the server's capacity this measures latency without the queue a closed loop of
+    /// `concurrency` workers keeps full; a session that starts over 10 ms after it was due
+    /// counts as late (the offered rate was more than the server or the workers took).
+    pub rate: Option<f64>,
     /// Terminal password (all terminals).
     pub password: String,
     /// Prefix of subscriber and terminal IDs.
@@ -107,6 +113,7 @@ impl Default for Options {
             sessions: None,
             duration: Some(Duration::from_secs(10)),
             concurrency: 1,
+            rate: None,
             password: "load-secret".into(),
             prefix: "load".into(),
             server_pid: None,
@@ -476,6 +483,7 @@ struct Stats {
     per_message: Histogram,
     per_session: Histogram,
     errors: BTreeMap<String, u64>,
+    late_starts: u64,
 }
 
 impl Stats {
@@ -488,6 +496,7 @@ impl Stats {
         self.items_received += o.items_received;
         self.per_message.merge(&o.per_message);
         self.per_session.merge(&o.per_session);
+        self.late_starts += o.late_starts;
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
@@ -540,6 +549,10 @@ pub struct Report {
     pub per_session: Histogram,
     /// Failures by kind (and status).
     pub errors: BTreeMap<String, u64>,
+    /// With a paced rate: sessions that started more than 10 ms after they were due.
+    pub late_starts: u64,
+    /// The paced rate asked for, if any (sessions/s).
+    pub rate: Option<f64>,
     /// The server process before and after, if watched.
     pub server_before: Option<ProcSample>,
     /// See `server_before`.
@@ -605,6 +618,13 @@ impl std::fmt::Display for Report {
                 ms(h.quantile_us(0.99)),
                 ms(h.max_us()),
                 h.count()
+            )?;
+        }
+        if let Some(rate) = self.rate {
+            writeln!(
+                f,
+                "paced          {rate:.1} sessions/s asked, {} started over 10 ms late",
+                self.late_starts
             )?;
         }
         if self.errors.is_empty() {
@@ -757,6 +777,8 @@ struct Shared {
     items: AtomicU64,
     stop: AtomicBool,
     deadline: std::sync::OnceLock<Instant>,
+    /// When the measured load started (paced starts count from it).
+    clock: std::sync::OnceLock<Instant>,
 }
 
 async fn worker(sh: Arc<Shared>) -> Stats {
@@ -770,6 +792,18 @@ async fn worker(sh: Arc<Shared>) -> Stats {
         let n = sh.started.fetch_add(1, Ordering::Relaxed);
         if sh.opts.sessions.is_some_and(|max| n >= max) {
             break;
+        }
+        if let (Some(rate), Some(clock)) = (sh.opts.rate, sh.clock.get()) {
+            let due = *clock + Duration::from_secs_f64(n as f64 / rate);
+            if sh.deadline.get().is_some_and(|d| due >= *d) {
+                break;
+            }
+            let now = Instant::now();
+            if due > now {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            } else if now - due > Duration::from_millis(10) {
+                st.late_starts += 1;
+            }
         }
         let Some(mut t) = sh.pool.lock().expect("pool").pop_front() else {
             break;
@@ -825,10 +859,14 @@ pub async fn run(o: Options) -> Result<Report, String> {
     if o.sessions.is_none() && o.duration.is_none() {
         return Err("bound the run with --sessions and/or --duration".into());
     }
+    if o.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err("--rate must be a positive number of sessions per second".into());
+    }
     let concurrency = o.concurrency.clamp(1, o.terminals);
     let pool: VecDeque<Term> = (0..o.terminals).map(|n| Term::new(&o, n)).collect();
     let sh = Arc::new(Shared {
         deadline: std::sync::OnceLock::new(),
+        clock: std::sync::OnceLock::new(),
         transport: HttpTransport::new().with_timeout(Duration::from_secs(30)),
         pool: Mutex::new(pool),
         started: AtomicU64::new(0),
@@ -859,6 +897,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
     let server_before = o.server_pid.and_then(proc_sample);
     let self_before = proc_sample(std::process::id());
     let start = Instant::now();
+    let _ = sh.clock.set(start);
     if let Some(d) = o.duration {
         let _ = sh.deadline.set(start + d);
     }
@@ -928,6 +967,8 @@ pub async fn run(o: Options) -> Result<Report, String> {
         per_message: stats.per_message,
         per_session: stats.per_session,
         errors: stats.errors,
+        late_starts: stats.late_starts,
+        rate: o.rate,
         server_before,
         server_after,
         server_peak_rss_kib: peak,
@@ -1119,6 +1160,10 @@ struct Cli {
     /// Sessions in flight (at most --terminals).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Start sessions at this total rate (sessions/s) instead of back to back: latency
+    /// below capacity, without a closed loop's queue.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Provision subscribers and terminals into this SQLite data directory first.
     #[arg(long)]
     data: Option<std::path::PathBuf>,
@@ -1168,6 +1213,7 @@ fn main() -> std::process::ExitCode {
         sessions: cli.sessions,
         duration,
         concurrency: cli.concurrency,
+        rate: cli.rate,
         password: cli.password,
         prefix: cli.prefix,
         server_pid: cli.server_pid,

@@ -157,6 +157,45 @@ fn refuses_non_loopback_urls() {
 }
 
 #[test]
+fn paced_sessions_start_at_the_asked_rate() {
+    // 20 sessions at 40/s: the last one is due 19/40 s after the clock starts.
+    let mut o = Options {
+        subscribers: 2,
+        terminals: 8,
+        mode: Mode::TwoWay,
+        items: 2,
+        sessions: Some(20),
+        duration: Some(Duration::from_secs(60)),
+        concurrency: 8,
+        rate: Some(40.0),
+        warmup: true,
+        ..Options::default()
+    };
+    let srv = start(&o);
+    o.urls = vec![srv.url.clone()];
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let r = client_rt.block_on(load::run(o.clone())).expect("run");
+    println!("{r}");
+    assert_eq!(r.error_count(), 0, "{:?}", r.errors);
+    assert_eq!(r.sessions_ok, 20);
+    assert!(r.elapsed >= Duration::from_millis(470), "{r}");
+    assert_eq!(r.rate, Some(40.0));
+    assert!(
+        r.to_string()
+            .contains("paced          40.0 sessions/s asked"),
+        "{r}"
+    );
+
+    // A rate that is no rate is refused before anything starts.
+    o.rate = Some(0.0);
+    assert!(client_rt.block_on(load::run(o)).is_err());
+}
+
+#[test]
 fn hopping_sessions_keep_the_respuri_path_and_query() {
     assert_eq!(
         load::rehost("http://127.0.0.1:1/sync?s=tok", "http://127.0.0.1:2/sync"),
