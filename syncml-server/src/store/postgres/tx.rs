@@ -1340,16 +1340,17 @@ impl Tx for PgTx<'_> {
         // not the subscriber's (the deletes cannot match anything then either).
         let counts = self.pipeline(&[
             (
+                // One statement (a BitmapOr of the two indexes), not one per column.
                 "DELETE FROM luid_map
                  WHERE subscriber_id = $1 AND terminal_id = $2 AND datastore = $3
-                   AND luid = ANY($4::text[])",
-                vec![&key.subscriber, &key.terminal, &key.datastore, &all_luids],
-            ),
-            (
-                "DELETE FROM luid_map
-                 WHERE subscriber_id = $1 AND terminal_id = $2 AND datastore = $3
-                   AND guid = ANY($4::text[])",
-                vec![&key.subscriber, &key.terminal, &key.datastore, &all_guids],
+                   AND (luid = ANY($4::text[]) OR guid = ANY($5::text[]))",
+                vec![
+                    &key.subscriber,
+                    &key.terminal,
+                    &key.datastore,
+                    &all_luids,
+                    &all_guids,
+                ],
             ),
             (
                 "INSERT INTO luid_map (subscriber_id, terminal_id, datastore, luid, guid)
@@ -1365,7 +1366,7 @@ impl Tx for PgTx<'_> {
                 ],
             ),
         ])?;
-        if counts[2] == 0 {
+        if counts[1] == 0 {
             return Err(StoreError::NotFound(format!(
                 "terminal {} of subscriber {}",
                 key.terminal, key.subscriber
