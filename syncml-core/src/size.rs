@@ -193,7 +193,7 @@ fn split_up_to(
             max: max_msg_size,
         });
     }
-    let mut meter = Meter::new(template, encoding);
+    let mut meter = CommandMeter::new(template, encoding);
     let mut measure = |cmd: &Command| -> Result<usize, SizeError> { Ok(meter.measure(cmd)?) };
     let room_full = max_msg_size - overhead;
     let mut messages: Vec<Vec<Command>> = Vec::new();
@@ -299,23 +299,49 @@ fn split_up_to(
     Ok((messages, Vec::new()))
 }
 
-/// Measures commands by writing them one after another into one encoder that holds the
-/// message header and an open `SyncBody`: a command's size is what the encoder grew by,
-/// plus two bytes for a WBXML code-page switch. Neither the header nor the command is
-/// encoded again or copied per measurement.
-enum Meter {
+/// Measures single commands as they would be encoded in a message's body, without
+/// encoding the message around them again for each one or copying them: one encoder holds
+/// the message's header and an open `SyncBody`, each command is written into it and taken
+/// out again, and its size is what the encoder grew by, plus two bytes for a WBXML
+/// code-page switch (the code page a command starts on depends on the one before it).
+///
+/// ```
+/// use syncml_core::model::{Command, ItemCommand, SyncBody, SyncHdr, SyncMl};
+/// use syncml_core::size::CommandMeter;
+/// use syncml_core::tree::SyncMlVersion;
+/// use syncml_core::Encoding;
+///
+/// let template = SyncMl {
+///     header: SyncHdr::new(SyncMlVersion::V1_2, "1", "1", "server", "client"),
+///     body: SyncBody::default(),
+/// };
+/// let mut meter = CommandMeter::new(&template, Encoding::Wbxml);
+/// let add = Command::Add(ItemCommand { cmd_id: "1".into(), ..ItemCommand::default() });
+/// let n = meter.measure(&add).unwrap();
+/// assert!(n > 2 && n < 20);
+/// assert_eq!(meter.measure(&add).unwrap(), n, "each command is measured on its own");
+/// ```
+#[derive(Debug)]
+pub struct CommandMeter {
+    enc: MeterEncoder,
+}
+
+#[derive(Debug)]
+enum MeterEncoder {
     Xml(xml::Encoder),
     Wbxml(wbxml::Encoder),
 }
 
-impl Meter {
-    fn new(template: &SyncMl, encoding: Encoding) -> Meter {
+impl CommandMeter {
+    /// A meter for commands of messages with `template`'s header (its commands are not
+    /// written), in `encoding`.
+    pub fn new(template: &SyncMl, encoding: Encoding) -> CommandMeter {
         fn open<S: Sink>(s: &mut S, template: &SyncMl) {
             s.start(&Namespace::SyncMl, "SyncML");
             template.header.write(s);
             s.start(&Namespace::SyncMl, "SyncBody");
         }
-        match encoding {
+        let enc = match encoding {
             Encoding::Xml => {
                 let opts = xml::EncodeOptions {
                     version: template.version(),
@@ -323,34 +349,43 @@ impl Meter {
                 };
                 let mut enc = xml::Encoder::new(opts);
                 open(&mut enc, template);
-                Meter::Xml(enc)
+                enc.open_content();
+                MeterEncoder::Xml(enc)
             }
             Encoding::Wbxml => {
                 let mut enc =
                     wbxml::Encoder::for_syncml(template.version(), wbxml::EncodeOptions::default());
                 open(&mut enc, template);
-                Meter::Wbxml(enc)
+                enc.open_content();
+                MeterEncoder::Wbxml(enc)
             }
-        }
+        };
+        CommandMeter { enc }
     }
 
-    fn measure(&mut self, cmd: &Command) -> Result<usize, EncodeError> {
-        let grown = match self {
-            Meter::Xml(e) => {
-                let before = e.written();
+    /// The bytes `cmd` adds to a message body, the code-page allowance included.
+    pub fn measure(&mut self, cmd: &Command) -> Result<usize, EncodeError> {
+        let grown = match &mut self.enc {
+            MeterEncoder::Xml(e) => {
+                let mark = e.mark();
                 cmd.write(e);
                 if let Some(err) = e.error() {
                     return Err(EncodeError::from(err.clone()));
                 }
-                e.written() - before
+                let n = e.written() - mark.0;
+                e.rewind(mark);
+                n
             }
-            Meter::Wbxml(e) => {
+            MeterEncoder::Wbxml(e) => {
+                let mark = e.mark();
                 let before = e.written();
                 cmd.write(e);
                 if let Some(err) = e.error() {
                     return Err(EncodeError::from(err.clone()));
                 }
-                e.written() - before
+                let n = e.written() - before;
+                e.rewind(mark);
+                n
             }
         };
         Ok(grown + 2)

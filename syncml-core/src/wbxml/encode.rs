@@ -97,6 +97,14 @@ impl DocState {
     }
 }
 
+/// A position of the root document (see [`Encoder::mark`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    len: usize,
+    page: u8,
+    pending: Option<(u8, u8)>,
+}
+
 /// A streaming WBXML encoder: a [`Sink`] that writes the document as events arrive.
 ///
 /// Encodes without a string table, `STR_I` for text and `OPAQUE` for opaque data; a
@@ -144,6 +152,40 @@ impl Encoder {
     /// The first error met, if any (the encoder ignores events after it).
     pub(crate) fn error(&self) -> Option<&EncodeError> {
         self.error.as_ref()
+    }
+
+    /// Writes out the innermost start tag now, as one with content.
+    pub(crate) fn open_content(&mut self) {
+        if let Some(d) = self.docs.last_mut() {
+            d.flush(true);
+        }
+    }
+
+    /// Where the root document is, to come back to with [`Encoder::rewind`] after writing
+    /// a whole element.
+    pub(crate) fn mark(&self) -> Mark {
+        self.docs.first().map_or(
+            Mark {
+                len: 0,
+                page: 0,
+                pending: None,
+            },
+            |d| Mark {
+                len: d.body.len(),
+                page: d.page,
+                pending: d.pending,
+            },
+        )
+    }
+
+    /// Forgets what was written since `mark` (a whole element, so the open elements are
+    /// the same as then).
+    pub(crate) fn rewind(&mut self, mark: Mark) {
+        if let Some(d) = self.docs.first_mut() {
+            d.body.truncate(mark.len);
+            d.page = mark.page;
+            d.pending = mark.pending;
+        }
     }
 
     fn fail(&mut self, e: EncodeError) {

@@ -547,6 +547,24 @@ impl Encoder {
         self.out.len()
     }
 
+    /// Writes out the innermost start tag now, as one with content.
+    pub(crate) fn open_content(&mut self) {
+        self.close_pending();
+    }
+
+    /// Where the encoder is, to come back to with [`Encoder::rewind`] after writing a
+    /// whole element.
+    pub(crate) fn mark(&self) -> (usize, bool) {
+        (self.out.len(), self.pending)
+    }
+
+    /// Forgets what was written since `mark` (a whole element, so the open elements are
+    /// the same as then).
+    pub(crate) fn rewind(&mut self, mark: (usize, bool)) {
+        self.out.truncate(mark.0);
+        self.pending = mark.1;
+    }
+
     /// The first error met, if any (the encoder ignores events after it).
     pub(crate) fn error(&self) -> Option<&EncodeError> {
         self.error.as_ref()

@@ -2588,6 +2588,10 @@ fn note_delivered(tx: &mut dyn Tx, st: &mut SessionState, msg: &SyncMl) -> Resul
         // in one message, its statuses in package 5).
         return Ok(());
     }
+    let by_ref: std::collections::HashMap<(&str, &str), &SentItem> = flight
+        .iter()
+        .map(|(m, c, item)| ((m.as_str(), c.as_str()), item))
+        .collect();
     let mut took = Vec::new();
     for c in &msg.body.commands {
         let Command::Status(s) = c else { continue };
@@ -2596,8 +2600,7 @@ fn note_delivered(tx: &mut dyn Tx, st: &mut SessionState, msg: &SyncMl) -> Resul
         if !ok {
             continue;
         }
-        let (m, id) = (s.msg_ref.trim(), s.cmd_ref.trim());
-        if let Some((_, _, item)) = flight.iter().find(|(fm, fc, _)| fm == m && fc == id) {
+        if let Some(item) = by_ref.get(&(s.msg_ref.trim(), s.cmd_ref.trim())) {
             took.push(DeliveredItem {
                 datastore: item.datastore.clone(),
                 guid: item.guid.clone(),

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use syncml_core::model::{Command, Sync, SyncBody, SyncHdr, SyncMl};
+use syncml_core::size::CommandMeter;
 use syncml_core::tree::SyncMlVersion;
 use syncml_core::Encoding;
 
@@ -117,8 +118,17 @@ pub(super) fn rows(
     items: &HashMap<i64, SentItem>,
     continues_chunk: bool,
 ) -> Result<Vec<PendingCommand>, StoreError> {
-    let mut out = Vec::new();
+    let rows_needed = rest
+        .iter()
+        .map(|c| match c {
+            Command::Sync(s) => s.commands.len().max(1),
+            _ => 1,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(rows_needed);
     let bare = encode(Command::Sync(Sync::default()))?.len() as i64;
+    // A row by reference stores no encoding, only its size: measured, not encoded.
+    let mut meter = CommandMeter::new(&holder(Command::Sync(Sync::default())), Encoding::Wbxml);
     let row = |seq: i64, data: Vec<u8>, size: i64| {
         let item = items.get(&seq);
         PendingCommand {
@@ -152,12 +162,20 @@ pub(super) fn rows(
                         && items.contains_key(&seq)
                         && matches!(&cmd, Command::Add(ic) if ic.items.len() == 1);
                     after_chunk = more_data;
+                    if by_reference {
+                        let size = meter
+                            .measure(&cmd)
+                            .map_err(|e| StoreError::Backend(format!("pending package 4: {e}")))?
+                            .saturating_sub(2);
+                        out.push(row(seq, Vec::new(), size as i64));
+                        continue;
+                    }
                     let mut one = sync.clone();
                     one.cmd_id = seq.to_string();
                     one.commands = vec![cmd];
                     let data = encode(Command::Sync(one))?;
                     let size = data.len() as i64 - base;
-                    out.push(row(seq, if by_reference { Vec::new() } else { data }, size));
+                    out.push(row(seq, data, size));
                 }
             }
             other => {
@@ -244,4 +262,63 @@ pub(super) fn is_leading_chunk(row: &PendingCommand) -> Result<Option<bool>, Sto
             .map(|c| c.items().first().is_some_and(|i| i.more_data)),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syncml_core::model::{Data, Item, ItemCommand, Meta, Source, Target};
+
+    fn add(seq: i64, guid: &str, data: &str) -> Command {
+        Command::Add(ItemCommand {
+            cmd_id: seq.to_string(),
+            meta: Some(Meta::of_type("text/vcard".to_string())),
+            items: vec![Item {
+                source: Some(Source::new(guid.to_string())),
+                data: Some(Data::Text(data.to_string())),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        })
+    }
+
+    /// The size of a row by reference is measured, not encoded: it must still be what its
+    /// command adds to a message, as for a row that holds its encoding.
+    #[test]
+    fn a_row_by_reference_has_the_size_of_its_command_encoded() {
+        let sync = Sync {
+            cmd_id: "0".into(),
+            target: Some(Target::new("./contacts")),
+            source: Some(Source::new("./contacts")),
+            number_of_changes: Some(3),
+            commands: vec![
+                add(0, "g0", "BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n"),
+                add(1, "g1", &"x".repeat(300)),
+                add(2, "g2", "ü€ text beyond ASCII"),
+            ],
+            ..Sync::default()
+        };
+        let items: HashMap<i64, SentItem> = (0..3)
+            .map(|i| {
+                let item = SentItem {
+                    datastore: "contacts".into(),
+                    guid: format!("g{i}"),
+                    revision: i + 1,
+                };
+                (i, item)
+            })
+            .collect();
+        let rows = rows(vec![Command::Sync(sync.clone())], &items, false).expect("rows");
+        assert_eq!(rows.len(), 3);
+        let mut shell = sync.clone();
+        shell.commands.clear();
+        let base = encode(Command::Sync(shell.clone())).expect("shell").len() as i64;
+        for (row, cmd) in rows.iter().zip(&sync.commands) {
+            assert!(is_reference(row), "seq {}", row.seq);
+            let mut one = shell.clone();
+            one.commands = vec![cmd.clone()];
+            let encoded = encode(Command::Sync(one)).expect("one").len() as i64;
+            assert_eq!(row.size, encoded - base, "seq {}", row.seq);
+        }
+    }
 }

@@ -491,6 +491,20 @@ pub fn items_get_reads_current_versions_of_many_items_at_once(db: &dyn TestDb) {
         "current versions, tombstones included, nothing else"
     );
     assert!(store.read(|tx| tx.items_get(ds, &[])).unwrap().is_empty());
+
+    // More than any one statement of a backend takes, some asked twice: each once.
+    let many: Vec<_> = (0..87).map(|n| vcard(&format!("many {n}"))).collect();
+    let put = store
+        .transaction(|tx| tx.items_put(ds, Some(TA1), &many, t(3)))
+        .unwrap();
+    let mut asked: Vec<String> = put.iter().map(|p| p.guid.clone()).collect();
+    asked.extend(put.iter().take(5).map(|p| p.guid.clone()));
+    let got = store.read(|tx| tx.items_get(ds, &asked)).unwrap();
+    let mut got: Vec<String> = got.into_iter().map(|i| i.guid).collect();
+    got.sort();
+    let mut want: Vec<String> = put.into_iter().map(|p| p.guid).collect();
+    want.sort();
+    assert_eq!(got, want);
 }
 
 pub fn history_keeps_previous_versions(db: &dyn TestDb) {
@@ -851,6 +865,13 @@ pub fn session_pending_rows_come_in_order_by_budget_and_go_with_the_session(db: 
                 tx.session_delivered_list("s1")?,
                 vec![d("g1", 4), d("g2", 3)]
             );
+            // Twice in one batch: the later record wins, as one by one; a batch larger
+            // than any one statement of a backend is written whole.
+            let many: Vec<DeliveredItem> = (0..150).map(|n| d(&format!("m{n:03}"), n)).collect();
+            tx.session_delivered_put("s2", &[&many[..], &[d("g9", 7), d("g9", 5)]].concat())?;
+            let listed = tx.session_delivered_list("s2")?;
+            assert_eq!(listed.len(), 151);
+            assert!(listed.contains(&d("g9", 5)), "{listed:?}");
             // Rows go with their session: deleted, purged, cleared.
             assert!(tx.session_delete("s1")?);
             assert_eq!(tx.session_pending_count("s1")?, 0);

@@ -200,11 +200,13 @@ CREATE TABLE session_delivered (
     },
     Migration {
         version: 4,
-        description: "LUID map, pending commands and delivered items clustered on their keys \
-                      (WITHOUT ROWID)",
+        description: "LUID map and pending commands clustered on their keys (WITHOUT ROWID), \
+                      delivered items one row per batch",
         // A rowid table with a text primary key is two B-trees (rows by rowid, the key's
         // index), and every insert writes both: clustered on the key, the LUID map is two
-        // (key, GUID index) instead of three and the session tables one instead of two.
+        // (key, GUID index) instead of three and the pending rows one instead of two. The
+        // items a long package 4 delivered were 10,000 rows written, then deleted with the
+        // session; now a row per message.
         sql: r#"
 CREATE TABLE luid_map_v4 (
     subscriber_id   TEXT NOT NULL,
@@ -237,17 +239,18 @@ INSERT INTO session_pending_v4 (session_key, seq, size, datastore, guid, revisio
 DROP TABLE session_pending;
 ALTER TABLE session_pending_v4 RENAME TO session_pending;
 
-CREATE TABLE session_delivered_v4 (
+-- Items acknowledged in a session: one row per batch (a message's worth), as a JSON array
+-- of [datastore, GUID, revision], instead of one row per item written and deleted again.
+CREATE TABLE session_delivered_batch (
     session_key     TEXT NOT NULL REFERENCES session(key) ON DELETE CASCADE,
-    datastore       TEXT NOT NULL,
-    guid            TEXT NOT NULL,
-    revision        INTEGER NOT NULL,
-    PRIMARY KEY (session_key, datastore, guid)
+    batch           INTEGER NOT NULL,
+    items           TEXT NOT NULL,
+    PRIMARY KEY (session_key, batch)
 ) WITHOUT ROWID;
-INSERT INTO session_delivered_v4 (session_key, datastore, guid, revision)
-    SELECT session_key, datastore, guid, revision FROM session_delivered;
+INSERT INTO session_delivered_batch (session_key, batch, items)
+    SELECT session_key, 1, json_group_array(json_array(datastore, guid, revision))
+    FROM session_delivered GROUP BY session_key;
 DROP TABLE session_delivered;
-ALTER TABLE session_delivered_v4 RENAME TO session_delivered;
 "#,
     },
 ];

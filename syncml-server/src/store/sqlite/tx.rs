@@ -234,6 +234,38 @@ fn lockout_from_row(r: &Row<'_>) -> rusqlite::Result<LockoutState> {
     })
 }
 
+/// Inserts `rows` (each `width` values, in the column order of `head`) with multi-row
+/// `INSERT`s of 64, 16, 4 and 1 rows: a few statements per batch instead of one per row.
+/// Every statement inside the message's transaction keeps a statement journal (foreign
+/// keys, conflict clauses) and copies each page it changes into it: per row, that copying
+/// was most of what writing a row cost. Rows are inserted in order, so a conflict clause
+/// in `tail` sees them as if they were inserted one by one. The four statement texts stay
+/// in the statement cache.
+fn insert_rows(
+    conn: &Connection,
+    head: &str,
+    tail: &str,
+    width: usize,
+    rows: &[Vec<&dyn rusqlite::ToSql>],
+) -> Result<(), StoreError> {
+    let mut rest = rows;
+    for size in [64usize, 16, 4, 1] {
+        if rest.len() < size {
+            continue;
+        }
+        let one = format!("({})", vec!["?"; width].join(", "));
+        let sql = format!("{head} VALUES {} {tail}", vec![one; size].join(", "));
+        let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+        while rest.len() >= size {
+            let (chunk, after) = rest.split_at(size);
+            let values: Vec<&dyn rusqlite::ToSql> = chunk.iter().flatten().copied().collect();
+            stmt.execute(values.as_slice()).map_err(map_err)?;
+            rest = after;
+        }
+    }
+    Ok(())
+}
+
 fn check_level(level: u8) -> Result<(), StoreError> {
     if level > MAX_SECURITY_LEVEL {
         return Err(StoreError::InvalidInput(format!(
@@ -648,12 +680,39 @@ impl Tx for SqliteTx<'_> {
         ds: DatastoreKey<'_>,
         guids: &[String],
     ) -> Result<Vec<Item>, StoreError> {
-        // In-process: one cached statement run per GUID is as cheap as any batch form.
-        let mut out = Vec::with_capacity(guids.len());
-        let mut seen = std::collections::HashSet::with_capacity(guids.len());
-        for guid in guids.iter().filter(|g| seen.insert(g.as_str())) {
-            if let Some(item) = self.item_get(ds, guid)? {
-                out.push(item);
+        // `guid IN (...)` over 64, 16, 4 and 1 GUIDs at a time: a few statements per batch
+        // (each a run of index seeks) instead of one statement per GUID.
+        let mut seen = HashSet::with_capacity(guids.len());
+        let unique: Vec<&str> = guids
+            .iter()
+            .map(String::as_str)
+            .filter(|g| seen.insert(*g))
+            .collect();
+        let mut out = Vec::with_capacity(unique.len());
+        let mut rest = unique.as_slice();
+        for size in [64usize, 16, 4, 1] {
+            if rest.len() < size {
+                continue;
+            }
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM item
+                     WHERE subscriber_id = ? AND datastore = ? AND guid IN ({})",
+                    vec!["?"; size].join(", ")
+                ))
+                .map_err(map_err)?;
+            while rest.len() >= size {
+                let (chunk, after) = rest.split_at(size);
+                let mut values: Vec<&dyn rusqlite::ToSql> = vec![&ds.subscriber, &ds.datastore];
+                values.extend(chunk.iter().map(|g| g as &dyn rusqlite::ToSql));
+                let rows = stmt
+                    .query_map(values.as_slice(), item_from_row)
+                    .map_err(map_err)?;
+                for item in rows {
+                    out.push(item.map_err(map_err)?);
+                }
+                rest = after;
             }
         }
         Ok(out)
@@ -1063,28 +1122,29 @@ impl Tx for SqliteTx<'_> {
             validate_id("guid", &e.guid)?;
         }
         // REPLACE removes the pairs that hold this LUID or this GUID (the key and the
-        // UNIQUE constraint) before inserting: one statement, two index lookups. (A
+        // UNIQUE constraint) before inserting each row: two index lookups. (A
         // `DELETE ... WHERE luid = ? OR guid = ?` scans the terminal's whole map on a
         // WITHOUT ROWID table: SQLite's OR-by-union plan needs rowids.)
-        let mut replace = self
-            .conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO luid_map (subscriber_id, terminal_id, datastore, luid, guid)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(map_err)?;
-        for e in entries {
-            replace
-                .execute(params![
-                    key.subscriber,
-                    key.terminal,
-                    key.datastore,
-                    e.luid,
-                    e.guid
-                ])
-                .map_err(map_err)?;
-        }
-        Ok(())
+        let rows: Vec<Vec<&dyn rusqlite::ToSql>> = entries
+            .iter()
+            .map(|e| {
+                let row: Vec<&dyn rusqlite::ToSql> = vec![
+                    &key.subscriber,
+                    &key.terminal,
+                    &key.datastore,
+                    &e.luid,
+                    &e.guid,
+                ];
+                row
+            })
+            .collect();
+        insert_rows(
+            self.conn,
+            "INSERT OR REPLACE INTO luid_map (subscriber_id, terminal_id, datastore, luid, guid)",
+            "",
+            5,
+            &rows,
+        )
     }
 
     fn map_remove_luids(&mut self, key: SyncKey<'_>, luids: &[String]) -> Result<u64, StoreError> {
@@ -1304,28 +1364,28 @@ impl Tx for SqliteTx<'_> {
             return Ok(());
         }
         validate_id("session key", session_key)?;
-        // One compiled statement run per row inside the message's transaction: SQLite is
-        // in-process, so a batch costs no round trips.
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO session_pending (session_key, seq, size, datastore, guid, revision,
-                                              data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .map_err(map_err)?;
-        for c in commands {
-            stmt.execute(params![
-                session_key,
-                c.seq,
-                c.size,
-                c.datastore,
-                c.guid,
-                c.revision,
-                c.data
-            ])
-            .map_err(map_err)?;
-        }
+        let rows: Vec<Vec<&dyn rusqlite::ToSql>> = commands
+            .iter()
+            .map(|c| {
+                let row: Vec<&dyn rusqlite::ToSql> = vec![
+                    &session_key,
+                    &c.seq,
+                    &c.size,
+                    &c.datastore,
+                    &c.guid,
+                    &c.revision,
+                    &c.data,
+                ];
+                row
+            })
+            .collect();
+        insert_rows(
+            self.conn,
+            "INSERT INTO session_pending (session_key, seq, size, datastore, guid, revision, data)",
+            "",
+            7,
+            &rows,
+        )?;
         Ok(())
     }
 
@@ -1400,19 +1460,23 @@ impl Tx for SqliteTx<'_> {
             return Ok(());
         }
         validate_id("session key", session_key)?;
+        // One row per batch: [[datastore, GUID, revision], ...]; a later record of an item
+        // (in this batch or a later one) wins when they are read back.
+        let batch: Vec<(&str, &str, i64)> = items
+            .iter()
+            .map(|i| (i.datastore.as_str(), i.guid.as_str(), i.revision))
+            .collect();
+        let json = serde_json::to_string(&batch)
+            .map_err(|e| StoreError::Backend(format!("delivered items: {e}")))?;
         let mut stmt = self
             .conn
             .prepare_cached(
-                "INSERT INTO session_delivered (session_key, datastore, guid, revision)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (session_key, datastore, guid)
-                 DO UPDATE SET revision = excluded.revision",
+                "INSERT INTO session_delivered_batch (session_key, batch, items)
+                 VALUES (?1, (SELECT COALESCE(MAX(batch), 0) + 1 FROM session_delivered_batch
+                              WHERE session_key = ?1), ?2)",
             )
             .map_err(map_err)?;
-        for i in items {
-            stmt.execute(params![session_key, i.datastore, i.guid, i.revision])
-                .map_err(map_err)?;
-        }
+        stmt.execute(params![session_key, json]).map_err(map_err)?;
         Ok(())
     }
 
@@ -1423,20 +1487,29 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT datastore, guid, revision FROM session_delivered
-                 WHERE session_key = ?1 ORDER BY datastore, guid",
+                "SELECT items FROM session_delivered_batch WHERE session_key = ?1 ORDER BY batch",
             )
             .map_err(map_err)?;
-        let rows = stmt
-            .query_map(params![session_key], |r| {
-                Ok(DeliveredItem {
-                    datastore: r.get(0)?,
-                    guid: r.get(1)?,
-                    revision: r.get(2)?,
-                })
-            })
+        let batches = stmt
+            .query_map(params![session_key], |r| r.get::<_, String>(0))
             .map_err(map_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        let mut latest: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for json in batches {
+            let json = json.map_err(map_err)?;
+            let batch: Vec<(String, String, i64)> = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("delivered items of a session: {e}")))?;
+            for (datastore, guid, revision) in batch {
+                latest.insert((datastore, guid), revision);
+            }
+        }
+        Ok(latest
+            .into_iter()
+            .map(|((datastore, guid), revision)| DeliveredItem {
+                datastore,
+                guid,
+                revision,
+            })
+            .collect())
     }
 
     // ----- audit ----------------------------------------------------------------------------
