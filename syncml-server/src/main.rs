@@ -197,8 +197,8 @@ fn now() -> Timestamp {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// SQLite allocates through the C library's malloc still. glibc's malloc hands blocks of more than 128 KiB out as fresh mappings and gives
-/// freed memory back to the kernel eagerly. Every write transaction has SQLite set up and
+/// SQLite allocates through the C library's malloc still. glibc's malloc hands blocks of
+/// more than 128 KiB out as fresh mappings and gives freed memory back to the kernel eagerly. Every write transaction has SQLite set up and
 /// drop its page cache (tens of KiB), so each one page-faulted fresh memory in and
 /// unmapped it again, with TLB shoot-downs across cores. Keeping such memory in the heap
 /// measured 9-13 % more sessions/s (BENCHMARKS.md).

@@ -2712,8 +2712,6 @@ fn mapped_content_keys(
         .collect())
 }
 
-/// Stores a client item over `guid`, or as a new item mapped to `luid` (`guid` is
-/// `None`); the GUID written.
 /// The LUID an item of the client names: its Source, else its Target.
 fn item_luid(item: &Item) -> String {
     item.source

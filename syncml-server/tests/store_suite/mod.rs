@@ -580,6 +580,18 @@ pub fn map_guids_for_luids_reads_many_pairs_at_once(db: &dyn TestDb) {
         .read(|tx| tx.map_guids_for_luids(key, &[]))
         .unwrap()
         .is_empty());
+
+    // More than any one statement of a backend takes.
+    let many: Vec<MapEntry> = (0..90)
+        .map(|n| MapEntry::new(format!("M{n}"), format!("GM{n}")))
+        .collect();
+    store.transaction(|tx| tx.map_put(key, &many)).unwrap();
+    let asked: Vec<String> = many.iter().map(|e| e.luid.clone()).collect();
+    let got = store
+        .read(|tx| tx.map_guids_for_luids(key, &asked))
+        .unwrap();
+    assert_eq!(got.len(), 90);
+    assert_eq!(got.get("M89").map(String::as_str), Some("GM89"));
 }
 
 pub fn map_luid_guid_roundtrip_and_uniqueness(db: &dyn TestDb) {

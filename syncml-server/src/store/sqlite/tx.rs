@@ -234,13 +234,28 @@ fn lockout_from_row(r: &Row<'_>) -> rusqlite::Result<LockoutState> {
     })
 }
 
+/// Splits a batch into runs of 64, 16, 4 and 1: the sizes of the multi-row statements
+/// below, so a batch takes a few statements and only four statement texts per kind reach
+/// the statement cache. Every statement inside the message's transaction keeps a
+/// statement journal (foreign keys, conflict clauses) and copies each page it changes into
+/// it: per row, that copying and the statement's setup were most of what a row cost.
+fn batch_runs<T>(mut rest: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = [64usize, 16, 4, 1].into_iter().find(|s| rest.len() >= *s)?;
+        let (run, after) = rest.split_at(size);
+        rest = after;
+        Some(run)
+    })
+}
+
+/// `n` placeholders: `?, ?, ...`.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// Inserts `rows` (each `width` values, in the column order of `head`) with multi-row
-/// `INSERT`s of 64, 16, 4 and 1 rows: a few statements per batch instead of one per row.
-/// Every statement inside the message's transaction keeps a statement journal (foreign
-/// keys, conflict clauses) and copies each page it changes into it: per row, that copying
-/// was most of what writing a row cost. Rows are inserted in order, so a conflict clause
-/// in `tail` sees them as if they were inserted one by one. The four statement texts stay
-/// in the statement cache.
+/// `INSERT`s ([`batch_runs`]). Rows are inserted in order, so a conflict clause in `tail`
+/// sees them as if they were inserted one by one.
 fn insert_rows(
     conn: &Connection,
     head: &str,
@@ -248,20 +263,15 @@ fn insert_rows(
     width: usize,
     rows: &[Vec<&dyn rusqlite::ToSql>],
 ) -> Result<(), StoreError> {
-    let mut rest = rows;
-    for size in [64usize, 16, 4, 1] {
-        if rest.len() < size {
-            continue;
-        }
-        let one = format!("({})", vec!["?"; width].join(", "));
-        let sql = format!("{head} VALUES {} {tail}", vec![one; size].join(", "));
+    let one = format!("({})", placeholders(width));
+    for run in batch_runs(rows) {
+        let sql = format!(
+            "{head} VALUES {} {tail}",
+            vec![one.as_str(); run.len()].join(", ")
+        );
         let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
-        while rest.len() >= size {
-            let (chunk, after) = rest.split_at(size);
-            let values: Vec<&dyn rusqlite::ToSql> = chunk.iter().flatten().copied().collect();
-            stmt.execute(values.as_slice()).map_err(map_err)?;
-            rest = after;
-        }
+        let values: Vec<&dyn rusqlite::ToSql> = run.iter().flatten().copied().collect();
+        stmt.execute(values.as_slice()).map_err(map_err)?;
     }
     Ok(())
 }
@@ -680,8 +690,7 @@ impl Tx for SqliteTx<'_> {
         ds: DatastoreKey<'_>,
         guids: &[String],
     ) -> Result<Vec<Item>, StoreError> {
-        // `guid IN (...)` over 64, 16, 4 and 1 GUIDs at a time: a few statements per batch
-        // (each a run of index seeks) instead of one statement per GUID.
+        // `guid IN (...)` over runs of GUIDs ([`batch_runs`]), not a statement per GUID.
         let mut seen = HashSet::with_capacity(guids.len());
         let unique: Vec<&str> = guids
             .iter()
@@ -689,30 +698,22 @@ impl Tx for SqliteTx<'_> {
             .filter(|g| seen.insert(*g))
             .collect();
         let mut out = Vec::with_capacity(unique.len());
-        let mut rest = unique.as_slice();
-        for size in [64usize, 16, 4, 1] {
-            if rest.len() < size {
-                continue;
-            }
+        for run in batch_runs(&unique) {
             let mut stmt = self
                 .conn
                 .prepare_cached(&format!(
                     "SELECT {ITEM_COLUMNS} FROM item
                      WHERE subscriber_id = ? AND datastore = ? AND guid IN ({})",
-                    vec!["?"; size].join(", ")
+                    placeholders(run.len())
                 ))
                 .map_err(map_err)?;
-            while rest.len() >= size {
-                let (chunk, after) = rest.split_at(size);
-                let mut values: Vec<&dyn rusqlite::ToSql> = vec![&ds.subscriber, &ds.datastore];
-                values.extend(chunk.iter().map(|g| g as &dyn rusqlite::ToSql));
-                let rows = stmt
-                    .query_map(values.as_slice(), item_from_row)
-                    .map_err(map_err)?;
-                for item in rows {
-                    out.push(item.map_err(map_err)?);
-                }
-                rest = after;
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&ds.subscriber, &ds.datastore];
+            values.extend(run.iter().map(|g| g as &dyn rusqlite::ToSql));
+            let rows = stmt
+                .query_map(values.as_slice(), item_from_row)
+                .map_err(map_err)?;
+            for item in rows {
+                out.push(item.map_err(map_err)?);
             }
         }
         Ok(out)
@@ -1186,14 +1187,35 @@ impl Tx for SqliteTx<'_> {
         key: SyncKey<'_>,
         luids: &[String],
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        // In-process: one cached statement run per LUID.
-        let mut out = std::collections::HashMap::with_capacity(luids.len());
-        for luid in luids {
-            if out.contains_key(luid) {
-                continue;
-            }
-            if let Some(guid) = self.map_guid_for_luid(key, luid)? {
-                out.insert(luid.clone(), guid);
+        // `luid IN (...)` over runs of LUIDs ([`batch_runs`]), not a statement per LUID.
+        let mut seen = HashSet::with_capacity(luids.len());
+        let unique: Vec<&str> = luids
+            .iter()
+            .map(String::as_str)
+            .filter(|l| seen.insert(*l))
+            .collect();
+        let mut out = std::collections::HashMap::with_capacity(unique.len());
+        for run in batch_runs(&unique) {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT luid, guid FROM luid_map
+                     WHERE subscriber_id = ? AND terminal_id = ? AND datastore = ?
+                       AND luid IN ({})",
+                    placeholders(run.len())
+                ))
+                .map_err(map_err)?;
+            let mut values: Vec<&dyn rusqlite::ToSql> =
+                vec![&key.subscriber, &key.terminal, &key.datastore];
+            values.extend(run.iter().map(|l| l as &dyn rusqlite::ToSql));
+            let pairs = stmt
+                .query_map(values.as_slice(), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(map_err)?;
+            for pair in pairs {
+                let (luid, guid) = pair.map_err(map_err)?;
+                out.insert(luid, guid);
             }
         }
         Ok(out)
