@@ -1,4 +1,5 @@
-//! Decode and encode throughput of both encodings on a realistic 2,000-item message.
+//! Decode and encode throughput of both encodings on a realistic 2,000-item message, and
+//! decoding of a client's answer to 2,000 Adds (statuses and a Map).
 //! `cargo bench -p syncml-core --bench codec`; figures in BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -36,6 +37,21 @@ fn codec(c: &mut Criterion) {
                 })
             });
         }
+        g.finish();
+    }
+    let answer = support::status_message(2000);
+    for enc in [Encoding::Wbxml, Encoding::Xml] {
+        let bytes = encode(&answer, enc).expect("encode");
+        let name = match enc {
+            Encoding::Wbxml => "wbxml",
+            Encoding::Xml => "xml",
+        };
+        let mut g = c.benchmark_group(format!("{name} 2000 statuses and map items"));
+        g.throughput(Throughput::Bytes(bytes.len() as u64));
+        g.sample_size(30);
+        g.bench_function("decode to model", |b| {
+            b.iter(|| decode(black_box(&bytes)).expect("decode"))
+        });
         g.finish();
     }
 }

@@ -84,3 +84,52 @@ pub fn big_message(items: usize) -> SyncMl {
         },
     }
 }
+
+/// A client's answer to `items` Adds of a package 4 (as SyncEvolution sends them during a
+/// download): one `Status` per Add, with its TargetRef (the server's ID), then a `Map`
+/// of the IDs it gave them.
+#[allow(dead_code)] // the size tests share this file and use only `big_message`
+pub fn status_message(items: usize) -> SyncMl {
+    let mut commands: Vec<Command> = vec![Command::Status(Status {
+        target_refs: vec!["IMEI:356938035643809".into()],
+        source_refs: vec!["http://127.0.0.1:8080/sync".into()],
+        ..Status::new("1", "2", "0", "SyncHdr", StatusCode(200))
+    })];
+    commands.extend((0..items).map(|i| {
+        Command::Status(Status {
+            source_refs: vec![format!("{}", 100_000 + i)],
+            ..Status::new(
+                (i + 2).to_string(),
+                "2",
+                (i + 3).to_string(),
+                "Add",
+                StatusCode(201),
+            )
+        })
+    }));
+    commands.push(Command::Map(Map {
+        cmd_id: (items + 2).to_string(),
+        target: Target::new("./contacts"),
+        source: Source::new("./addressbook"),
+        cred: None,
+        meta: None,
+        map_items: (0..items)
+            .map(|i| MapItem::new(format!("{}", 100_000 + i), i.to_string()))
+            .collect(),
+    }));
+    SyncMl {
+        header: SyncHdr {
+            ver_dtd: "1.2".into(),
+            ver_proto: "SyncML/1.2".into(),
+            session_id: "42".into(),
+            msg_id: "3".into(),
+            target: Target::new("http://127.0.0.1:8080/sync"),
+            source: Source::new("IMEI:356938035643809"),
+            ..SyncHdr::default()
+        },
+        body: SyncBody {
+            commands,
+            is_final: false,
+        },
+    }
+}

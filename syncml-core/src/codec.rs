@@ -93,9 +93,15 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
 }
 
 /// Decodes either encoding (auto-detected) to a typed message.
+///
+/// The same as [`SyncMl::from_element`] on [`decode_document`]'s tree, but each command
+/// is converted as soon as it is read, so the whole tree is never built.
 pub fn decode(bytes: &[u8]) -> Result<SyncMl, DecodeError> {
-    let doc = decode_document(bytes)?;
-    Ok(SyncMl::from_element(doc.root)?)
+    let msg = match detect(bytes).ok_or(DecodeError::UnknownEncoding)? {
+        Encoding::Xml => xml::decode_message(bytes)?,
+        Encoding::Wbxml => wbxml::decode_message(bytes)?,
+    };
+    Ok(msg?)
 }
 
 /// Encodes a message with default options (WBXML version byte 0x02; compact XML).

@@ -209,6 +209,16 @@ impl Element {
     }
 }
 
+/// Appends `node` to `children`. A first child that is character data gets room for
+/// itself alone: most elements are leaves holding one text, and a vector's first
+/// allocation otherwise takes room for four nodes (hundreds of bytes per leaf).
+pub(crate) fn push_child(children: &mut Vec<Node>, node: Node) {
+    if children.capacity() == 0 && !matches!(node, Node::Element(_)) {
+        children.reserve_exact(1);
+    }
+    children.push(node);
+}
+
 /// A whole document: the root element plus what the encoding's header said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
@@ -292,12 +302,12 @@ impl Sink for TreeBuilder {
     }
     fn text(&mut self, text: &str) {
         if let Some(top) = self.stack.last_mut() {
-            top.children.push(Node::Text(text.to_string()));
+            push_child(&mut top.children, Node::Text(text.to_string()));
         }
     }
     fn opaque(&mut self, bytes: &[u8]) {
         if let Some(top) = self.stack.last_mut() {
-            top.children.push(Node::Opaque(bytes.to_vec()));
+            push_child(&mut top.children, Node::Opaque(bytes.to_vec()));
         }
     }
     fn end(&mut self) {

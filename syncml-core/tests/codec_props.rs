@@ -3,6 +3,7 @@
 //! byte string panics either decoder.
 
 use proptest::prelude::*;
+use syncml_core::model::SyncMl;
 use syncml_core::names;
 use syncml_core::tree::{Element, Namespace, Node};
 use syncml_core::{wbxml, xml};
@@ -78,6 +79,48 @@ proptest! {
         let bytes = xml::encode_element(&r, &xml::EncodeOptions::pretty()).unwrap();
         let back = xml::decode_document(&bytes).unwrap();
         prop_assert_eq!(back.root, r);
+    }
+
+    /// Streamed decoding (commands converted as they close) gives the same message or
+    /// the same first error as reading the model from the whole tree: random headers,
+    /// bodies (sometimes two) and other children of the root, in any order.
+    #[test]
+    fn decode_is_the_same_streamed_or_from_the_tree(
+        others in prop::collection::vec(tree(), 0..3),
+        header in prop::option::of(prop::collection::vec(tree(), 0..4)),
+        body in prop::collection::vec(tree(), 0..6),
+        second_body in any::<bool>(),
+        final_flag in any::<bool>(),
+        at in 0usize..4,
+    ) {
+        let mut kids = others;
+        let named = |name: &'static str, children: Vec<Element>| Element {
+            ns: Namespace::SyncMl,
+            name: name.into(),
+            children: children.into_iter().map(Node::Element).collect(),
+        };
+        let mut body = body;
+        if final_flag {
+            body.push(named("Final", vec![]));
+        }
+        let body = named("SyncBody", body);
+        kids.insert(at.min(kids.len()), body.clone());
+        if second_body {
+            kids.push(body);
+        }
+        if let Some(h) = header {
+            kids.insert(0, named("SyncHdr", h));
+        }
+        let r = root(kids);
+        let encoded = [
+            wbxml::encode_element(&r, wbxml::EncodeOptions::default()).unwrap(),
+            xml::encode_element(&r, &xml::EncodeOptions::default()).unwrap(),
+        ];
+        for bytes in encoded {
+            let from_tree = syncml_core::decode_document(&bytes)
+                .and_then(|d| SyncMl::from_element(d.root).map_err(Into::into));
+            prop_assert_eq!(syncml_core::decode(&bytes), from_tree);
+        }
     }
 
     #[test]

@@ -53,6 +53,27 @@ fn every_captured_message_decodes_to_the_model() {
     }
 }
 
+/// `decode` converts each command as the decoder closes it; the result and the error are
+/// exactly those of the model read from the whole tree, for every file we have (the
+/// captures, the public vectors including the invalid ones, the fuzz regressions).
+#[test]
+fn decode_is_the_same_streamed_or_from_the_tree() {
+    let all = files("", |p| !p.ends_with(".md"));
+    assert!(all.len() > 150, "only {} files", all.len());
+    let mut errors = 0;
+    for f in all {
+        let bytes = read(&f);
+        let from_tree = syncml_core::decode_document(&bytes)
+            .and_then(|d| SyncMl::from_element(d.root).map_err(Into::into));
+        errors += usize::from(from_tree.is_err());
+        assert_eq!(decode(&bytes), from_tree, "{}", f.display());
+    }
+    assert!(
+        errors >= 10,
+        "the error paths are covered too ({errors} errors)"
+    );
+}
+
 /// The public vectors that are SyncML messages decode; the ones that are not (fragments,
 /// standalone DevInf, SAN and OBEX binaries, provisioning documents, deliberately
 /// invalid files) are refused with an error, never a panic.

@@ -334,18 +334,18 @@ impl DevInf {
         let mut orphans: Vec<CtCap> = Vec::new();
         for c in into_elements(el) {
             match tag(&c.name) {
-                Some(Tag::VerDtd) => ver_dtd = Some(trimmed(&c, "VerDTD")?),
+                Some(Tag::VerDtd) => ver_dtd = Some(trimmed(c, "VerDTD")?),
                 // An empty element is how DevInf 1.2 says "unknown" for these
                 // required-but-unknown values: read it as absent, so that what we
                 // write (an empty element for `None`) reads back the same.
                 Some(Tag::Man) => d.man = non_empty(raw(&c, "Man")?),
                 Some(Tag::Mod) => d.model = non_empty(raw(&c, "Mod")?),
                 Some(Tag::Oem) => d.oem = non_empty(raw(&c, "OEM")?),
-                Some(Tag::FwV) => d.fw_v = non_empty(trimmed(&c, "FwV")?),
-                Some(Tag::SwV) => d.sw_v = non_empty(trimmed(&c, "SwV")?),
-                Some(Tag::HwV) => d.hw_v = non_empty(trimmed(&c, "HwV")?),
-                Some(Tag::DevId) => dev_id = Some(trimmed(&c, "DevID")?),
-                Some(Tag::DevTyp) => dev_typ = Some(trimmed(&c, "DevTyp")?),
+                Some(Tag::FwV) => d.fw_v = non_empty(trimmed(c, "FwV")?),
+                Some(Tag::SwV) => d.sw_v = non_empty(trimmed(c, "SwV")?),
+                Some(Tag::HwV) => d.hw_v = non_empty(trimmed(c, "HwV")?),
+                Some(Tag::DevId) => dev_id = Some(trimmed(c, "DevID")?),
+                Some(Tag::DevTyp) => dev_typ = Some(trimmed(c, "DevTyp")?),
                 Some(Tag::Utc) => d.utc = true,
                 Some(Tag::SupportLargeObjs) => d.support_large_objs = true,
                 Some(Tag::SupportNumberOfChanges) => d.support_number_of_changes = true,
@@ -537,8 +537,8 @@ impl CtTypeVer {
         let mut ver_ct = String::new();
         for c in into_elements(el) {
             match tag(&c.name) {
-                Some(Tag::CtType) => ct_type = Some(trimmed(&c, "CTType")?),
-                Some(Tag::VerCt) => ver_ct = trimmed(&c, "VerCT")?,
+                Some(Tag::CtType) => ct_type = Some(trimmed(c, "CTType")?),
+                Some(Tag::VerCt) => ver_ct = trimmed(c, "VerCT")?,
                 _ => {}
             }
         }
@@ -597,7 +597,7 @@ impl DataStore {
         let mut flat = Vec::new();
         for c in into_elements(el) {
             match tag(&c.name) {
-                Some(Tag::SourceRef) => source_ref = Some(trimmed(&c, "SourceRef")?),
+                Some(Tag::SourceRef) => source_ref = Some(trimmed(c, "SourceRef")?),
                 Some(Tag::DisplayName) => ds.display_name = Some(raw(&c, "DisplayName")?),
                 Some(Tag::MaxGuidSize) => ds.max_guid_size = Some(number(&c, "MaxGUIDSize")?),
                 Some(Tag::RxPref) => {
@@ -801,7 +801,7 @@ impl SyncCap {
         let mut sync_types = Vec::new();
         for c in into_elements(el) {
             if tag(&c.name) == Some(Tag::SyncType) {
-                sync_types.push(trimmed(&c, "SyncType")?);
+                sync_types.push(trimmed(c, "SyncType")?);
             }
         }
         Ok(SyncCap { sync_types })
@@ -835,10 +835,10 @@ impl FilterCap {
         let mut ct_type = None;
         for c in into_elements(el) {
             match tag(&c.name) {
-                Some(Tag::CtType) => ct_type = Some(trimmed(&c, "CTType")?),
-                Some(Tag::VerCt) => f.ver_ct = trimmed(&c, "VerCT")?,
-                Some(Tag::FilterKeyword) => f.filter_keywords.push(trimmed(&c, "FilterKeyword")?),
-                Some(Tag::PropName) => f.prop_names.push(trimmed(&c, "PropName")?),
+                Some(Tag::CtType) => ct_type = Some(trimmed(c, "CTType")?),
+                Some(Tag::VerCt) => f.ver_ct = trimmed(c, "VerCT")?,
+                Some(Tag::FilterKeyword) => f.filter_keywords.push(trimmed(c, "FilterKeyword")?),
+                Some(Tag::PropName) => f.prop_names.push(trimmed(c, "PropName")?),
                 _ => {}
             }
         }
@@ -875,7 +875,7 @@ impl Ext {
         let mut xvals = Vec::new();
         for c in into_elements(el) {
             match tag(&c.name) {
-                Some(Tag::XNam) => xnam = Some(trimmed(&c, "XNam")?),
+                Some(Tag::XNam) => xnam = Some(trimmed(c, "XNam")?),
                 Some(Tag::XVal) => xvals.push(raw(&c, "XVal")?),
                 _ => {}
             }
@@ -920,8 +920,8 @@ impl CtCap {
         let mut ct_type = None;
         for c in into_elements(el) {
             match tag(&c.name) {
-                Some(Tag::CtType) => ct_type = Some(trimmed(&c, "CTType")?),
-                Some(Tag::VerCt) => cap.ver_ct = trimmed(&c, "VerCT")?,
+                Some(Tag::CtType) => ct_type = Some(trimmed(c, "CTType")?),
+                Some(Tag::VerCt) => cap.ver_ct = trimmed(c, "VerCT")?,
                 Some(Tag::FieldLevel) => cap.field_level = true,
                 Some(Tag::Property) => cap.properties.push(Property::from_element(c)?),
                 _ => {}
@@ -986,8 +986,8 @@ impl Property {
         let mut name = None;
         for c in into_elements(el) {
             match tag(&c.name) {
-                Some(Tag::PropName) => name = Some(trimmed(&c, "PropName")?),
-                Some(Tag::DataType) => p.data_type = Some(trimmed(&c, "DataType")?),
+                Some(Tag::PropName) => name = Some(trimmed(c, "PropName")?),
+                Some(Tag::DataType) => p.data_type = Some(trimmed(c, "DataType")?),
                 Some(Tag::MaxOccur) => p.max_occur = Some(number(&c, "MaxOccur")?),
                 Some(Tag::MaxSize | Tag::Size) => p.max_size = Some(number(&c, "MaxSize")?),
                 Some(Tag::NoTruncate) => p.no_truncate = true,
@@ -1052,8 +1052,8 @@ impl PropParam {
         let mut name = None;
         for c in into_elements(el) {
             match tag(&c.name) {
-                Some(Tag::ParamName) => name = Some(trimmed(&c, "ParamName")?),
-                Some(Tag::DataType) => p.data_type = Some(trimmed(&c, "DataType")?),
+                Some(Tag::ParamName) => name = Some(trimmed(c, "ParamName")?),
+                Some(Tag::DataType) => p.data_type = Some(trimmed(c, "DataType")?),
                 Some(Tag::ValEnum) => p.val_enums.push(raw(&c, "ValEnum")?),
                 Some(Tag::DisplayName) => p.display_name = Some(raw(&c, "DisplayName")?),
                 _ => {}
@@ -1132,14 +1132,14 @@ impl CtCap11 {
         let mut entries = Vec::new();
         for c in into_elements(el) {
             let e = match tag(&c.name) {
-                Some(Tag::CtType) => CtCap11Entry::CtType(trimmed(&c, "CTType")?),
-                Some(Tag::VerCt) => CtCap11Entry::VerCt(trimmed(&c, "VerCT")?),
-                Some(Tag::PropName) => CtCap11Entry::PropName(trimmed(&c, "PropName")?),
+                Some(Tag::CtType) => CtCap11Entry::CtType(trimmed(c, "CTType")?),
+                Some(Tag::VerCt) => CtCap11Entry::VerCt(trimmed(c, "VerCT")?),
+                Some(Tag::PropName) => CtCap11Entry::PropName(trimmed(c, "PropName")?),
                 Some(Tag::ValEnum) => CtCap11Entry::ValEnum(raw(&c, "ValEnum")?),
-                Some(Tag::DataType) => CtCap11Entry::DataType(trimmed(&c, "DataType")?),
+                Some(Tag::DataType) => CtCap11Entry::DataType(trimmed(c, "DataType")?),
                 Some(Tag::Size | Tag::MaxSize) => CtCap11Entry::Size(number(&c, "Size")?),
                 Some(Tag::DisplayName) => CtCap11Entry::DisplayName(raw(&c, "DisplayName")?),
-                Some(Tag::ParamName) => CtCap11Entry::ParamName(trimmed(&c, "ParamName")?),
+                Some(Tag::ParamName) => CtCap11Entry::ParamName(trimmed(c, "ParamName")?),
                 _ => continue,
             };
             entries.push(e);

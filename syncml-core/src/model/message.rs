@@ -42,7 +42,7 @@ use crate::tree::{Element, Namespace, Node, Sink, SyncMlVersion};
 
 const SML: Namespace = Namespace::SyncMl;
 
-fn missing(parent: &'static str, child: &'static str) -> ModelError {
+pub(super) fn missing(parent: &'static str, child: &'static str) -> ModelError {
     ModelError::Missing { parent, child }
 }
 
@@ -55,7 +55,7 @@ fn set_once(slot: &mut Option<Element>, el: Element) {
 
 /// Trimmed text of an optional element.
 fn opt_text(el: Option<Element>, name: &'static str) -> Result<Option<String>, ModelError> {
-    el.map(|e| trimmed(&e, name)).transpose()
+    el.map(|e| trimmed(e, name)).transpose()
 }
 
 /// Trimmed text of a required element.
@@ -65,7 +65,7 @@ fn req_text(
     name: &'static str,
 ) -> Result<String, ModelError> {
     let e = el.ok_or_else(|| missing(parent, name))?;
-    trimmed(&e, name)
+    trimmed(e, name)
 }
 
 // ---------------------------------------------------------------------------------
@@ -195,13 +195,13 @@ impl SyncHdr {
         for c in into_elements(el) {
             any = true;
             match c.name.as_ref() {
-                "VerDTD" => h.ver_dtd = trimmed(&c, "VerDTD")?,
-                "VerProto" => h.ver_proto = trimmed(&c, "VerProto")?,
-                "SessionID" => h.session_id = trimmed(&c, "SessionID")?,
-                "MsgID" => msg_id = Some(trimmed(&c, "MsgID")?),
+                "VerDTD" => h.ver_dtd = trimmed(c, "VerDTD")?,
+                "VerProto" => h.ver_proto = trimmed(c, "VerProto")?,
+                "SessionID" => h.session_id = trimmed(c, "SessionID")?,
+                "MsgID" => msg_id = Some(trimmed(c, "MsgID")?),
                 "Target" => target = Some(Target::from_element(c)?),
                 "Source" => source = Some(Source::from_element(c)?),
-                "RespURI" => h.resp_uri = Some(trimmed(&c, "RespURI")?),
+                "RespURI" => h.resp_uri = Some(trimmed(c, "RespURI")?),
                 "NoResp" => h.no_resp = true,
                 "Cred" => h.cred = Some(Cred::from_element(c)?),
                 "Meta" => h.meta = Some(Meta::from_element(c)?),
@@ -579,7 +579,7 @@ impl Item {
 /// text is accepted too.
 fn parent_uri(el: Element, name: &'static str) -> Result<String, ModelError> {
     if el.elements().next().is_none() {
-        return trimmed(&el, name);
+        return trimmed(el, name);
     }
     let uri = into_elements(el).find(|c| c.name == "LocURI");
     req_text(uri, name, "LocURI")
@@ -915,7 +915,7 @@ impl Command {
     }
 
     /// Reads a command element; `None` for an element that is not a command.
-    fn parse(el: Element) -> Result<Option<Command>, ModelError> {
+    pub(super) fn parse(el: Element) -> Result<Option<Command>, ModelError> {
         let name: &'static str = match el.name.as_ref() {
             "Add" => "Add",
             "Alert" => "Alert",
@@ -1084,7 +1084,7 @@ impl Parts {
     }
 
     fn refs(v: Vec<Element>, name: &'static str) -> Result<Vec<String>, ModelError> {
-        v.iter().map(|e| trimmed(e, name)).collect()
+        v.into_iter().map(|e| trimmed(e, name)).collect()
     }
 
     fn item_command(mut self) -> Result<ItemCommand, ModelError> {

@@ -111,16 +111,16 @@ impl Meta {
             match c.name.as_ref() {
                 "MetInf" => self.read_children(c)?,
                 "FieldLevel" => self.field_level = true,
-                "Format" => self.format = Some(trimmed(&c, "Format")?),
-                "Type" => self.r#type = Some(trimmed(&c, "Type")?),
-                "Mark" => self.mark = Some(trimmed(&c, "Mark")?),
+                "Format" => self.format = Some(trimmed(c, "Format")?),
+                "Type" => self.r#type = Some(trimmed(c, "Type")?),
+                "Mark" => self.mark = Some(trimmed(c, "Mark")?),
                 "Size" => self.size = Some(number(&c, "Size")?),
                 "Anchor" => self.anchor = Some(Anchor::from_element(c)?),
-                "Version" => self.version = Some(trimmed(&c, "Version")?),
-                "NextNonce" => self.next_nonce = Some(trimmed(&c, "NextNonce")?),
+                "Version" => self.version = Some(trimmed(c, "Version")?),
+                "NextNonce" => self.next_nonce = Some(trimmed(c, "NextNonce")?),
                 "MaxMsgSize" => self.max_msg_size = Some(number(&c, "MaxMsgSize")?),
                 "MaxObjSize" => self.max_obj_size = Some(number(&c, "MaxObjSize")?),
-                "EMI" => self.emi.push(trimmed(&c, "EMI")?),
+                "EMI" => self.emi.push(trimmed(c, "EMI")?),
                 "Mem" => self.mem = Some(Mem::from_element(c)?),
                 _ => {}
             }
@@ -177,8 +177,8 @@ impl Anchor {
         let mut next = None;
         for c in into_elements(el) {
             match c.name.as_ref() {
-                "Last" => last = Some(trimmed(&c, "Last")?),
-                "Next" => next = Some(trimmed(&c, "Next")?),
+                "Last" => last = Some(trimmed(c, "Last")?),
+                "Next" => next = Some(trimmed(c, "Next")?),
                 _ => {}
             }
         }

@@ -6,6 +6,7 @@
 //! [`crate::tree::Sink`] with `write` (strict: DTD element order, only known
 //! elements).
 
+mod assemble;
 mod devinf;
 mod message;
 mod meta;
@@ -13,6 +14,8 @@ mod meta;
 pub use devinf::*;
 pub use message::*;
 pub use meta::*;
+
+pub(crate) use assemble::Assembler;
 
 use crate::tree::{Element, Namespace, Node, Sink};
 
@@ -60,7 +63,13 @@ impl ModelError {
 }
 
 /// Character data of `el`, trimmed (for identifiers, numbers, URIs: REP-42).
-pub(crate) fn trimmed(el: &Element, name: &'static str) -> Result<String, ModelError> {
+pub(crate) fn trimmed(mut el: Element, name: &'static str) -> Result<String, ModelError> {
+    // The common case, one text already trimmed, moves the decoder's string out.
+    if let [Node::Text(t)] = el.children.as_mut_slice() {
+        if t.len() == t.trim().len() {
+            return Ok(std::mem::take(t));
+        }
+    }
     match el.text() {
         Some(t) => Ok(t.trim().to_string()),
         None => Err(ModelError::invalid(name, "<binary>", "UTF-8 text")),
@@ -72,9 +81,12 @@ pub(crate) fn number<T: std::str::FromStr>(
     el: &Element,
     name: &'static str,
 ) -> Result<T, ModelError> {
-    let t = trimmed(el, name)?;
+    let t = el
+        .text()
+        .ok_or_else(|| ModelError::invalid(name, "<binary>", "UTF-8 text"))?;
+    let t = t.trim();
     t.parse::<T>()
-        .map_err(|_| ModelError::invalid(name, &t, "a decimal number"))
+        .map_err(|_| ModelError::invalid(name, t, "a decimal number"))
 }
 
 /// Takes the element children out of `el`, dropping character data.

@@ -1,8 +1,9 @@
 //! WBXML → element tree.
 
 use super::{mbuint, public_id_of_fpi, sniff_header, vocabulary, Limits, Vocabulary};
+use crate::model::{Assembler, ModelError, SyncMl};
 use crate::names;
-use crate::tree::{Document, Element, Namespace, Node, Sink, WbxmlHeader};
+use crate::tree::{push_child, Document, Element, Namespace, Node, Sink, WbxmlHeader};
 use std::borrow::Cow;
 
 /// Why bytes are not a WBXML document we can read. Every variant names the byte offset.
@@ -186,6 +187,22 @@ pub fn decode_to_sink<S: Sink + ?Sized>(
     })
 }
 
+/// Decodes a SyncML message, converting each command as it closes (see
+/// [`Assembler`]); the model error, if any, comes after every WBXML error.
+pub(crate) fn decode_message(bytes: &[u8]) -> Result<Result<SyncMl, ModelError>, DecodeError> {
+    let limits = Limits::default();
+    let mut elements = 0usize;
+    let mut d = Decoder {
+        input: bytes,
+        pos: 0,
+        limits: &limits,
+        elements: &mut elements,
+        nesting: 0,
+    };
+    let (doc, assembler) = d.document_with(Some(Assembler::default()))?;
+    Ok(assembler.unwrap_or_default().finish(doc.root))
+}
+
 /// Decodes a WBXML document with the given limits.
 pub fn decode_document_with(bytes: &[u8], limits: &Limits) -> Result<Document, DecodeError> {
     let mut elements = 0usize;
@@ -333,15 +350,21 @@ impl<'a> Decoder<'a, '_> {
     }
 
     fn document(&mut self) -> Result<Document, DecodeError> {
+        self.document_with(None).map(|(doc, _)| doc)
+    }
+
+    /// The document; with an assembler, the children of `SyncBody` and `SyncML` it
+    /// takes are in it instead of in the tree.
+    fn document_with(
+        &mut self,
+        assembler: Option<Assembler>,
+    ) -> Result<(Document, Option<Assembler>), DecodeError> {
         let h = self.header()?;
         self.skip_pis(&h)?;
         if self.pos >= self.input.len() {
             return Err(DecodeError::NoRoot { at: self.pos });
         }
-        let mut b = TreeBuild {
-            stack: Vec::with_capacity(16),
-            root: None,
-        };
+        let mut b = TreeBuild::new(assembler);
         self.body_into(&h, &mut b)?;
         let root = b.root.ok_or(DecodeError::NoRoot { at: self.pos })?;
         self.skip_pis(&h)?;
@@ -351,14 +374,17 @@ impl<'a> Decoder<'a, '_> {
                 len: self.input.len() - self.pos,
             });
         }
-        Ok(Document {
-            root,
-            wbxml: Some(WbxmlHeader {
-                version: h.version,
-                public_id: h.public_id,
-                charset: h.charset_code,
-            }),
-        })
+        Ok((
+            Document {
+                root,
+                wbxml: Some(WbxmlHeader {
+                    version: h.version,
+                    public_id: h.public_id,
+                    charset: h.charset_code,
+                }),
+            },
+            b.assembler,
+        ))
     }
 
     fn skip_pis(&mut self, h: &Header<'a>) -> Result<(), DecodeError> {
@@ -619,6 +645,37 @@ trait Build {
 struct TreeBuild {
     stack: Vec<Element>,
     root: Option<Element>,
+    /// When decoding straight to a message: takes the commands as they close.
+    assembler: Option<Assembler>,
+}
+
+impl TreeBuild {
+    fn new(assembler: Option<Assembler>) -> TreeBuild {
+        TreeBuild {
+            stack: Vec::with_capacity(16),
+            root: None,
+            assembler,
+        }
+    }
+
+    /// Attaches a finished element to the innermost open one (unless the assembler
+    /// takes it), or makes it the root.
+    fn attach(&mut self, el: Element) {
+        let depth = self.stack.len();
+        let el = match (&mut self.assembler, self.stack.first(), self.stack.last()) {
+            (Some(a), Some(root), Some(parent)) => {
+                match a.offer(&root.name, &parent.name, depth, el) {
+                    Some(el) => el,
+                    None => return,
+                }
+            }
+            _ => el,
+        };
+        match self.stack.last_mut() {
+            Some(parent) => parent.children.push(Node::Element(el)),
+            None => self.root = Some(el),
+        }
+    }
 }
 
 impl Build for TreeBuild {
@@ -649,20 +706,17 @@ impl Build for TreeBuild {
     }
     fn opaque(&mut self, bytes: &[u8]) {
         if let Some(top) = self.stack.last_mut() {
-            top.children.push(Node::Opaque(bytes.to_vec()));
+            push_child(&mut top.children, Node::Opaque(bytes.to_vec()));
         }
     }
     fn element(&mut self, el: Element) {
-        if let Some(top) = self.stack.last_mut() {
-            top.children.push(Node::Element(el));
+        if !self.stack.is_empty() {
+            self.attach(el);
         }
     }
     fn end(&mut self) {
         if let Some(done) = self.stack.pop() {
-            match self.stack.last_mut() {
-                Some(parent) => parent.children.push(Node::Element(done)),
-                None => self.root = Some(done),
-            }
+            self.attach(done);
         }
     }
 }
@@ -705,7 +759,7 @@ fn push_text(parent: &mut Element, s: &str) {
     if let Some(Node::Text(t)) = parent.children.last_mut() {
         t.push_str(s);
     } else {
-        parent.children.push(Node::Text(s.to_string()));
+        push_child(&mut parent.children, Node::Text(s.to_string()));
     }
 }
 

@@ -22,6 +22,7 @@ mod decode;
 mod encode;
 pub mod mbuint;
 
+pub(crate) use decode::decode_message;
 pub use decode::{decode_document, decode_document_with, decode_to_sink, DecodeError};
 pub use encode::{encode_element, EncodeError, EncodeOptions, Encoder};
 

@@ -17,8 +17,9 @@
 //! assert_eq!(out, b"<SyncML xmlns=\"SYNCML:SYNCML1.2\"><SyncBody><Final/></SyncBody></SyncML>");
 //! ```
 
+use crate::model::{Assembler, ModelError, SyncMl};
 use crate::names;
-use crate::tree::{Document, Element, Namespace, Node, Sink, SyncMlVersion};
+use crate::tree::{push_child, Document, Element, Namespace, Node, Sink, SyncMlVersion};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -278,6 +279,23 @@ pub fn decode_to_sink<S: Sink + ?Sized>(bytes: &[u8], sink: &mut S) -> Result<()
 
 /// Decodes an XML document into an element tree.
 pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
+    decode_tree(bytes, None)
+}
+
+/// Decodes a SyncML message, converting each command as it closes (see
+/// [`Assembler`]); the model error, if any, comes after every XML error.
+pub(crate) fn decode_message(bytes: &[u8]) -> Result<Result<SyncMl, ModelError>, DecodeError> {
+    let mut assembler = Assembler::default();
+    let doc = decode_tree(bytes, Some(&mut assembler))?;
+    Ok(assembler.finish(doc.root))
+}
+
+/// The document; with an assembler, the children of `SyncBody` and `SyncML` it takes
+/// are in it instead of in the tree.
+fn decode_tree(
+    bytes: &[u8],
+    mut assembler: Option<&mut Assembler>,
+) -> Result<Document, DecodeError> {
     let mut reader = reader_for(bytes)?;
     let mut stack: Vec<Frame> = Vec::with_capacity(16);
     let mut root: Option<Element> = None;
@@ -301,7 +319,7 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
             }
             Event::Empty(s) => {
                 let frame = open(&s, stack.last(), at)?;
-                close(&mut stack, &mut root, frame.el);
+                close(&mut stack, &mut root, frame.el, assembler.as_deref_mut());
             }
             Event::End(e) => {
                 let Some(mut frame) = stack.pop() else {
@@ -319,7 +337,7 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
                     });
                 }
                 drop_ignorable_whitespace(&mut frame.el);
-                close(&mut stack, &mut root, frame.el);
+                close(&mut stack, &mut root, frame.el, assembler.as_deref_mut());
             }
             Event::Text(t) => match stack.last_mut() {
                 Some(f) => push_text(&mut f.el, &t),
@@ -337,7 +355,7 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
                 }
             }
             Event::CData(c) => match stack.last_mut() {
-                Some(f) => f.el.children.push(Node::Opaque(c.as_bytes().to_vec())),
+                Some(f) => push_child(&mut f.el.children, Node::Opaque(c.as_bytes().to_vec())),
                 None => return Err(DecodeError::TrailingData { at }),
             },
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
@@ -367,7 +385,7 @@ fn push_text(el: &mut Element, s: &str) {
     if let Some(Node::Text(t)) = el.children.last_mut() {
         t.push_str(s);
     } else {
-        el.children.push(Node::Text(s.to_string()));
+        push_child(&mut el.children, Node::Text(s.to_string()));
     }
 }
 
@@ -379,7 +397,19 @@ fn drop_ignorable_whitespace(el: &mut Element) {
     }
 }
 
-fn close(stack: &mut [Frame], root: &mut Option<Element>, el: Element) {
+fn close(
+    stack: &mut [Frame],
+    root: &mut Option<Element>,
+    el: Element,
+    assembler: Option<&mut Assembler>,
+) {
+    let el = match (assembler, stack.first(), stack.last()) {
+        (Some(a), Some(r), Some(p)) => match a.offer(&r.el.name, &p.el.name, stack.len(), el) {
+            Some(el) => el,
+            None => return,
+        },
+        _ => el,
+    };
     match stack.last_mut() {
         Some(parent) => parent.el.children.push(Node::Element(el)),
         None => *root = Some(el),
