@@ -8,7 +8,8 @@ use std::sync::Arc;
 use store_suite::{add_subscriber, audit_event, fixture, t, TestDb, A, B, TA1, TA2, TB1};
 use syncml_server::store::sqlite::{DB_FILE_NAME, MIGRATIONS, SCHEMA_VERSION};
 use syncml_server::store::{
-    AuditEvent, SqliteConfig, SqliteStore, Store, StoreError, StoreExt, SyncKey, Timestamp,
+    AuditEvent, MapEntry, SqliteConfig, SqliteStore, Store, StoreError, StoreExt, SyncKey,
+    Timestamp,
 };
 use tempfile::TempDir;
 
@@ -127,12 +128,26 @@ fn migrations_apply_once_and_upgrade() {
             Ok((sub, id))
         })
         .unwrap();
-    // Migration 4 rebuilt the LUID map: its pairs are still there and still unique.
-    let map = store
-        .transaction(|tx| tx.map_list(SyncKey::new(B, "IMEI:OLD", "contacts")))
-        .unwrap();
+    // Migrations 4 and 5 rebuilt the LUID map: its pairs are still there and still
+    // unique (a new pair for G1 replaces the old one), and go with their terminal.
+    let key = SyncKey::new(B, "IMEI:OLD", "contacts");
+    let map = store.transaction(|tx| tx.map_list(key)).unwrap();
     assert_eq!(map.len(), 1);
     assert_eq!((map[0].luid.as_str(), map[0].guid.as_str()), ("L1", "G1"));
+    let map = store
+        .transaction(|tx| {
+            tx.map_put(
+                key,
+                &[MapEntry {
+                    luid: "L2".into(),
+                    guid: "G1".into(),
+                }],
+            )?;
+            tx.map_list(key)
+        })
+        .unwrap();
+    assert_eq!(map.len(), 1);
+    assert_eq!((map[0].luid.as_str(), map[0].guid.as_str()), ("L2", "G1"));
     let sub = sub.expect("data survives the upgrade");
     assert_eq!(sub.security_level, 1);
     assert_eq!(sub.created_at, Timestamp(5));
@@ -266,7 +281,7 @@ fn delivered_items_of_a_suspended_session_survive_migration_4() {
         .unwrap();
     }
     let store = SqliteStore::open(&path, &SqliteConfig::default()).unwrap();
-    assert_eq!(store.migrations_applied(), &[4]);
+    assert_eq!(store.migrations_applied(), &[4, 5]);
     let listed = store
         .transaction(|tx| tx.session_delivered_list("s1"))
         .unwrap();

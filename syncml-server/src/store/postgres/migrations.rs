@@ -223,6 +223,13 @@ CREATE TABLE session_delivered (
         // Kept so that both backends number their schema alike.
         sql: "SELECT 1;",
     },
+    Migration {
+        version: 5,
+        description: "none here: SQLite's migration 5 keys the LUID map by an integer scope; \
+                      PostgreSQL keeps its (subscriber, terminal, datastore, luid) keys",
+        // Kept so that both backends number their schema alike.
+        sql: "SELECT 1;",
+    },
 ];
 
 /// The schema version this build writes (the newest migration's version).

@@ -253,6 +253,40 @@ INSERT INTO session_delivered_batch (session_key, batch, items)
 DROP TABLE session_delivered;
 "#,
     },
+    Migration {
+        version: 5,
+        description: "LUID map keyed by an integer scope (subscriber, terminal, datastore)",
+        // Every key of the map began with the same three strings, compared at each step
+        // of every B-tree search: an insert into the map (four searches, for the key and
+        // the GUID's uniqueness) cost ~24,000 instructions, a fifth of a 10,000-contact
+        // download. Keyed by (scope, LUID) the rows are a third as long, too.
+        sql: r#"
+CREATE TABLE map_scope (
+    id              INTEGER PRIMARY KEY,
+    subscriber_id   TEXT NOT NULL,
+    terminal_id     TEXT NOT NULL,
+    datastore       TEXT NOT NULL,
+    UNIQUE (subscriber_id, terminal_id, datastore),
+    FOREIGN KEY (subscriber_id, terminal_id)
+        REFERENCES terminal(subscriber_id, terminal_id) ON DELETE CASCADE
+);
+CREATE TABLE luid_map_v5 (
+    scope           INTEGER NOT NULL REFERENCES map_scope(id) ON DELETE CASCADE,
+    luid            TEXT NOT NULL,
+    guid            TEXT NOT NULL,
+    PRIMARY KEY (scope, luid),
+    UNIQUE (scope, guid)
+) WITHOUT ROWID;
+INSERT INTO map_scope (subscriber_id, terminal_id, datastore)
+    SELECT DISTINCT subscriber_id, terminal_id, datastore FROM luid_map;
+INSERT INTO luid_map_v5 (scope, luid, guid)
+    SELECT s.id, m.luid, m.guid FROM luid_map m JOIN map_scope s
+        ON s.subscriber_id = m.subscriber_id AND s.terminal_id = m.terminal_id
+       AND s.datastore = m.datastore;
+DROP TABLE luid_map;
+ALTER TABLE luid_map_v5 RENAME TO luid_map;
+"#,
+    },
 ];
 
 /// The schema version this build writes (the newest migration's version).

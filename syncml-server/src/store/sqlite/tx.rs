@@ -32,6 +32,34 @@ impl<'c> SqliteTx<'c> {
         stmt.execute(params).map_err(map_err)
     }
 
+    /// The LUID map's scope of a (subscriber, terminal, datastore), if it has one.
+    fn map_scope(&self, key: SyncKey<'_>) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM map_scope
+                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3",
+            )
+            .map_err(map_err)?;
+        stmt.query_row(params![key.subscriber, key.terminal, key.datastore], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(map_err)
+    }
+
+    /// The LUID map's scope, created on first use (the terminal must exist).
+    fn map_scope_create(&self, key: SyncKey<'_>) -> Result<i64, StoreError> {
+        if let Some(id) = self.map_scope(key)? {
+            return Ok(id);
+        }
+        self.exec(
+            "INSERT INTO map_scope (subscriber_id, terminal_id, datastore) VALUES (?1, ?2, ?3)",
+            params![key.subscriber, key.terminal, key.datastore],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
     /// Runs a cached statement that must change exactly one row of `what`.
     fn exec_one(
         &self,
@@ -1122,6 +1150,7 @@ impl Tx for SqliteTx<'_> {
             validate_id("luid", &e.luid)?;
             validate_id("guid", &e.guid)?;
         }
+        let scope = self.map_scope_create(key)?;
         // REPLACE removes the pairs that hold this LUID or this GUID (the key and the
         // UNIQUE constraint) before inserting each row: two index lookups. (A
         // `DELETE ... WHERE luid = ? OR guid = ?` scans the terminal's whole map on a
@@ -1129,55 +1158,45 @@ impl Tx for SqliteTx<'_> {
         let rows: Vec<Vec<&dyn rusqlite::ToSql>> = entries
             .iter()
             .map(|e| {
-                let row: Vec<&dyn rusqlite::ToSql> = vec![
-                    &key.subscriber,
-                    &key.terminal,
-                    &key.datastore,
-                    &e.luid,
-                    &e.guid,
-                ];
+                let row: Vec<&dyn rusqlite::ToSql> = vec![&scope, &e.luid, &e.guid];
                 row
             })
             .collect();
         insert_rows(
             self.conn,
-            "INSERT OR REPLACE INTO luid_map (subscriber_id, terminal_id, datastore, luid, guid)",
+            "INSERT OR REPLACE INTO luid_map (scope, luid, guid)",
             "",
-            5,
+            3,
             &rows,
         )
     }
 
     fn map_remove_luids(&mut self, key: SyncKey<'_>, luids: &[String]) -> Result<u64, StoreError> {
+        let Some(scope) = self.map_scope(key)? else {
+            return Ok(0);
+        };
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "DELETE FROM luid_map
-                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3 AND luid = ?4",
-            )
+            .prepare_cached("DELETE FROM luid_map WHERE scope = ?1 AND luid = ?2")
             .map_err(map_err)?;
         let mut n = 0;
         for luid in luids {
-            n += stmt
-                .execute(params![key.subscriber, key.terminal, key.datastore, luid])
-                .map_err(map_err)?;
+            n += stmt.execute(params![scope, luid]).map_err(map_err)?;
         }
         Ok(to_u64(n))
     }
 
     fn map_remove_guids(&mut self, key: SyncKey<'_>, guids: &[String]) -> Result<u64, StoreError> {
+        let Some(scope) = self.map_scope(key)? else {
+            return Ok(0);
+        };
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "DELETE FROM luid_map
-                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3 AND guid = ?4",
-            )
+            .prepare_cached("DELETE FROM luid_map WHERE scope = ?1 AND guid = ?2")
             .map_err(map_err)?;
         let mut n = 0;
         for guid in guids {
-            n += stmt
-                .execute(params![key.subscriber, key.terminal, key.datastore, guid])
-                .map_err(map_err)?;
+            n += stmt.execute(params![scope, guid]).map_err(map_err)?;
         }
         Ok(to_u64(n))
     }
@@ -1187,6 +1206,9 @@ impl Tx for SqliteTx<'_> {
         key: SyncKey<'_>,
         luids: &[String],
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let Some(scope) = self.map_scope(key)? else {
+            return Ok(Default::default());
+        };
         // `luid IN (...)` over runs of LUIDs ([`batch_runs`]), not a statement per LUID.
         let mut seen = HashSet::with_capacity(luids.len());
         let unique: Vec<&str> = luids
@@ -1199,14 +1221,11 @@ impl Tx for SqliteTx<'_> {
             let mut stmt = self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT luid, guid FROM luid_map
-                     WHERE subscriber_id = ? AND terminal_id = ? AND datastore = ?
-                       AND luid IN ({})",
+                    "SELECT luid, guid FROM luid_map WHERE scope = ? AND luid IN ({})",
                     placeholders(run.len())
                 ))
                 .map_err(map_err)?;
-            let mut values: Vec<&dyn rusqlite::ToSql> =
-                vec![&key.subscriber, &key.terminal, &key.datastore];
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&scope];
             values.extend(run.iter().map(|l| l as &dyn rusqlite::ToSql));
             let pairs = stmt
                 .query_map(values.as_slice(), |r| {
@@ -1229,8 +1248,9 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT guid FROM luid_map
-                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3 AND luid = ?4",
+                "SELECT m.guid FROM map_scope s JOIN luid_map m ON m.scope = s.id
+                 WHERE s.subscriber_id = ?1 AND s.terminal_id = ?2 AND s.datastore = ?3
+                   AND m.luid = ?4",
             )
             .map_err(map_err)?;
         stmt.query_row(
@@ -1249,8 +1269,9 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT luid FROM luid_map
-                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3 AND guid = ?4",
+                "SELECT m.luid FROM map_scope s JOIN luid_map m ON m.scope = s.id
+                 WHERE s.subscriber_id = ?1 AND s.terminal_id = ?2 AND s.datastore = ?3
+                   AND m.guid = ?4",
             )
             .map_err(map_err)?;
         stmt.query_row(
@@ -1265,8 +1286,8 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT luid, guid FROM luid_map
-                 WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3",
+                "SELECT m.luid, m.guid FROM map_scope s JOIN luid_map m ON m.scope = s.id
+                 WHERE s.subscriber_id = ?1 AND s.terminal_id = ?2 AND s.datastore = ?3",
             )
             .map_err(map_err)?;
         let rows = stmt
@@ -1284,7 +1305,9 @@ impl Tx for SqliteTx<'_> {
 
     fn map_clear(&mut self, key: SyncKey<'_>) -> Result<u64, StoreError> {
         let n = self.exec(
-            "DELETE FROM luid_map WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3",
+            "DELETE FROM luid_map WHERE scope =
+                 (SELECT id FROM map_scope
+                  WHERE subscriber_id = ?1 AND terminal_id = ?2 AND datastore = ?3)",
             params![key.subscriber, key.terminal, key.datastore],
         )?;
         Ok(to_u64(n))
