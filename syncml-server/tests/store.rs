@@ -8,8 +8,8 @@ use std::sync::Arc;
 use store_suite::{add_subscriber, audit_event, fixture, t, TestDb, A, B, TA1, TA2, TB1};
 use syncml_server::store::sqlite::{DB_FILE_NAME, MIGRATIONS, SCHEMA_VERSION};
 use syncml_server::store::{
-    AuditEvent, MapEntry, SqliteConfig, SqliteStore, Store, StoreError, StoreExt, SyncKey,
-    Timestamp,
+    AuditEvent, MapEntry, PendingCommand, SqliteConfig, SqliteStore, Store, StoreError, StoreExt,
+    SyncKey, Timestamp,
 };
 use tempfile::TempDir;
 
@@ -281,7 +281,7 @@ fn delivered_items_of_a_suspended_session_survive_migration_4() {
         .unwrap();
     }
     let store = SqliteStore::open(&path, &SqliteConfig::default()).unwrap();
-    assert_eq!(store.migrations_applied(), &[4, 5]);
+    assert_eq!(store.migrations_applied(), &[4, 5, 6]);
     let listed = store
         .transaction(|tx| tx.session_delivered_list("s1"))
         .unwrap();
@@ -297,4 +297,76 @@ fn delivered_items_of_a_suspended_session_survive_migration_4() {
             ("contacts".into(), "g2".into(), 7),
         ]
     );
+}
+
+/// Migration 6 packs a session's pending rows into chunks of up to 64: a session suspended
+/// before the upgrade reads back the same commands (by reference or with data, NULLs kept,
+/// UTF-8 intact), counts them, and sends them on.
+#[test]
+fn pending_rows_of_a_suspended_session_survive_migration_6() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join(DB_FILE_NAME);
+    let rows: Vec<PendingCommand> = (0..150)
+        .map(|seq| {
+            let by_reference = seq % 4 != 0;
+            PendingCommand {
+                seq,
+                size: 100 + seq,
+                datastore: by_reference.then(|| "contacts".to_string()),
+                guid: by_reference.then(|| format!("g\u{e9}{seq}")),
+                revision: by_reference.then_some(seq * 2 + 1),
+                data: if by_reference {
+                    Vec::new()
+                } else {
+                    vec![0, 0xff, seq as u8]
+                },
+            }
+        })
+        .collect();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,
+                                          description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for m in &MIGRATIONS[..5] {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version VALUES (?1, ?2, 0)",
+                rusqlite::params![m.version, m.description],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO subscriber (id, security_level, created_at) VALUES ('sub', 0, 1);
+             INSERT INTO terminal (terminal_id, subscriber_id, registered_by, registered_at)
+                 VALUES ('IMEI:T', 'sub', 'operator', 1);
+             INSERT INTO session (key, subscriber_id, terminal_id, state, created_at, expires_at)
+                 VALUES ('s1', 'sub', 'IMEI:T', x'00', 1, 4102444800);",
+        )
+        .unwrap();
+        for r in &rows {
+            conn.execute(
+                "INSERT INTO session_pending (session_key, seq, size, datastore, guid, revision, data)
+                 VALUES ('s1', ?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![r.seq, r.size, r.datastore, r.guid, r.revision, r.data],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path, &SqliteConfig::default()).unwrap();
+    assert_eq!(store.migrations_applied(), &[6]);
+    store
+        .transaction(|tx| {
+            assert_eq!(tx.session_pending_count("s1")?, 150);
+            assert_eq!(tx.session_pending_head("s1", u64::MAX)?, rows);
+            assert_eq!(tx.session_pending_remove_through("s1", 70)?, 71);
+            assert_eq!(tx.session_pending_head("s1", 1)?, rows[71..72].to_vec());
+            assert_eq!(tx.session_pending_count("s1")?, 79);
+            assert!(tx.session_delete("s1")?);
+            assert_eq!(tx.session_pending_count("s1")?, 0);
+            Ok(())
+        })
+        .unwrap();
 }

@@ -230,6 +230,13 @@ CREATE TABLE session_delivered (
         // Kept so that both backends number their schema alike.
         sql: "SELECT 1;",
     },
+    Migration {
+        version: 6,
+        description: "none here: SQLite's migration 6 stores pending commands in chunks; \
+                      PostgreSQL keeps a row per command",
+        // Kept so that both backends number their schema alike.
+        sql: "SELECT 1;",
+    },
 ];
 
 /// The schema version this build writes (the newest migration's version).

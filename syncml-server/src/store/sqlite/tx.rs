@@ -1409,28 +1409,43 @@ impl Tx for SqliteTx<'_> {
             return Ok(());
         }
         validate_id("session key", session_key)?;
-        let rows: Vec<Vec<&dyn rusqlite::ToSql>> = commands
-            .iter()
-            .map(|c| {
-                let row: Vec<&dyn rusqlite::ToSql> = vec![
-                    &session_key,
-                    &c.seq,
-                    &c.size,
-                    &c.datastore,
-                    &c.guid,
-                    &c.revision,
-                    &c.data,
-                ];
-                row
+        let mut sorted: Vec<&PendingCommand> = commands.iter().collect();
+        sorted.sort_by_key(|c| c.seq);
+        if sorted.windows(2).any(|w| w[0].seq == w[1].seq) {
+            return Err(StoreError::InvalidInput(
+                "pending commands: a seq given twice".into(),
+            ));
+        }
+        let (first, last) = (sorted[0].seq, sorted[sorted.len() - 1].seq);
+        let overlap: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT first_seq FROM session_pending_chunk
+                 WHERE session_key = ?1 AND first_seq <= ?3 AND last_seq >= ?2 LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![session_key, first, last], |r| r.get(0))
+                    .optional()
             })
-            .collect();
-        insert_rows(
-            self.conn,
-            "INSERT INTO session_pending (session_key, seq, size, datastore, guid, revision, data)",
-            "",
-            7,
-            &rows,
-        )?;
+            .map_err(map_err)?;
+        if overlap.is_some() {
+            return Err(StoreError::AlreadyExists(format!(
+                "pending commands {first}..={last} of a session"
+            )));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO session_pending_chunk (session_key, first_seq, last_seq, commands, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(map_err)?;
+        for chunk in sorted.chunks(PENDING_CHUNK) {
+            let (first, last) = (chunk[0].seq, chunk[chunk.len() - 1].seq);
+            let data = pending_chunk::encode(chunk.iter().copied());
+            stmt.execute(params![session_key, first, last, chunk.len() as i64, data])
+                .map_err(map_err)?;
+        }
         Ok(())
     }
 
@@ -1442,27 +1457,27 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT seq, size, datastore, guid, revision, data FROM session_pending
-                 WHERE session_key = ?1 ORDER BY seq",
+                "SELECT data FROM session_pending_chunk WHERE session_key = ?1 ORDER BY first_seq",
             )
             .map_err(map_err)?;
-        let mut rows = stmt.query(params![session_key]).map_err(map_err)?;
+        let mut chunks = stmt.query(params![session_key]).map_err(map_err)?;
         let mut out = Vec::new();
         let mut total: u64 = 0;
         while total < budget {
-            let Some(r) = rows.next().map_err(map_err)? else {
+            let Some(r) = chunks.next().map_err(map_err)? else {
                 break;
             };
-            let c = PendingCommand {
-                seq: r.get(0).map_err(map_err)?,
-                size: r.get(1).map_err(map_err)?,
-                datastore: r.get(2).map_err(map_err)?,
-                guid: r.get(3).map_err(map_err)?,
-                revision: r.get(4).map_err(map_err)?,
-                data: r.get(5).map_err(map_err)?,
-            };
-            total = total.saturating_add(c.size.max(1) as u64);
-            out.push(c);
+            let data =
+                r.get_ref(0).map_err(map_err)?.as_blob().map_err(|e| {
+                    StoreError::Corrupt(format!("a chunk of pending commands: {e}"))
+                })?;
+            for c in pending_chunk::decode(data)? {
+                if total >= budget {
+                    break;
+                }
+                total = total.saturating_add(c.size.max(1) as u64);
+                out.push(c);
+            }
         }
         Ok(out)
     }
@@ -1472,28 +1487,82 @@ impl Tx for SqliteTx<'_> {
         session_key: &str,
         through: i64,
     ) -> Result<u64, StoreError> {
-        let n = self.exec(
-            "DELETE FROM session_pending WHERE session_key = ?1 AND seq <= ?2",
-            params![session_key, through],
-        )?;
-        Ok(n as u64)
+        let mut removed: i64 = 0;
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM session_pending_chunk WHERE session_key = ?1 AND last_seq <= ?2
+                     RETURNING commands",
+                )
+                .map_err(map_err)?;
+            let counts = stmt
+                .query_map(params![session_key, through], |r| r.get::<_, i64>(0))
+                .map_err(map_err)?;
+            for n in counts {
+                removed += n.map_err(map_err)?;
+            }
+        }
+        // The chunk the sent commands end in, if they end inside one: keep its rest.
+        let straddling: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT first_seq, data FROM session_pending_chunk
+                 WHERE session_key = ?1 AND first_seq <= ?2 ORDER BY first_seq LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![session_key, through], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(map_err)?;
+        if let Some((first, data)) = straddling {
+            let (sent, rest): (Vec<_>, Vec<_>) = pending_chunk::decode(&data)?
+                .into_iter()
+                .partition(|c| c.seq <= through);
+            removed += sent.len() as i64;
+            self.exec(
+                "DELETE FROM session_pending_chunk WHERE session_key = ?1 AND first_seq = ?2",
+                params![session_key, first],
+            )?;
+            if let (Some(a), Some(b)) = (rest.first(), rest.last()) {
+                self.exec(
+                    "INSERT INTO session_pending_chunk
+                         (session_key, first_seq, last_seq, commands, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        session_key,
+                        a.seq,
+                        b.seq,
+                        rest.len() as i64,
+                        pending_chunk::encode(rest.iter())
+                    ],
+                )?;
+            }
+        }
+        Ok(removed.max(0) as u64)
     }
 
     fn session_pending_count(&mut self, session_key: &str) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .prepare_cached("SELECT count(*) FROM session_pending WHERE session_key = ?1")
+            .prepare_cached(
+                "SELECT COALESCE(SUM(commands), 0) FROM session_pending_chunk
+                 WHERE session_key = ?1",
+            )
             .and_then(|mut st| st.query_row(params![session_key], |r| r.get(0)))
             .map_err(map_err)?;
         Ok(n.max(0) as u64)
     }
 
     fn session_pending_clear(&mut self, session_key: &str) -> Result<u64, StoreError> {
-        let n = self.exec(
-            "DELETE FROM session_pending WHERE session_key = ?1",
+        let n = self.session_pending_count(session_key)?;
+        self.exec(
+            "DELETE FROM session_pending_chunk WHERE session_key = ?1",
             params![session_key],
         )?;
-        Ok(n as u64)
+        Ok(n)
     }
 
     fn session_delivered_put(
@@ -1667,5 +1736,154 @@ impl Tx for SqliteTx<'_> {
         stmt.query_row(params![key.kind(), key.id()], lockout_from_row)
             .optional()
             .map_err(map_err)
+    }
+}
+
+/// Commands of a pending package 4 stored per chunk row: at most this many.
+const PENDING_CHUNK: usize = 64;
+
+/// The form of a chunk of pending commands (migration 6 writes the same from SQL): per
+/// command, big-endian `seq` and `size` (8 bytes each), then `revision`, `datastore` and
+/// `guid` each behind a presence byte (0 or 1; a revision 8 bytes, a string a 4-byte
+/// length and its UTF-8), then `data` behind a 4-byte length.
+mod pending_chunk {
+    use crate::store::{PendingCommand, StoreError};
+
+    pub(super) fn encode<'a>(commands: impl Iterator<Item = &'a PendingCommand>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in commands {
+            out.extend_from_slice(&c.seq.to_be_bytes());
+            out.extend_from_slice(&c.size.to_be_bytes());
+            match c.revision {
+                Some(r) => {
+                    out.push(1);
+                    out.extend_from_slice(&r.to_be_bytes());
+                }
+                None => out.push(0),
+            }
+            for s in [&c.datastore, &c.guid] {
+                match s {
+                    Some(s) => {
+                        out.push(1);
+                        bytes(&mut out, s.as_bytes());
+                    }
+                    None => out.push(0),
+                }
+            }
+            bytes(&mut out, &c.data);
+        }
+        out
+    }
+
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        // Commands are bounded by MaxMsgSize / MaxObjSize, far below 4 GiB.
+        let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&b[..len as usize]);
+    }
+
+    pub(super) fn decode(mut b: &[u8]) -> Result<Vec<PendingCommand>, StoreError> {
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let seq = i64::from_be_bytes(take(&mut b)?);
+            let size = i64::from_be_bytes(take(&mut b)?);
+            let revision = match flag(&mut b)? {
+                true => Some(i64::from_be_bytes(take(&mut b)?)),
+                false => None,
+            };
+            let datastore = string(&mut b)?;
+            let guid = string(&mut b)?;
+            let data = slice(&mut b)?.to_vec();
+            out.push(PendingCommand {
+                seq,
+                size,
+                datastore,
+                guid,
+                revision,
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    fn corrupt() -> StoreError {
+        StoreError::Corrupt("a chunk of pending commands is truncated or malformed".into())
+    }
+
+    fn take<const N: usize>(b: &mut &[u8]) -> Result<[u8; N], StoreError> {
+        let (head, rest) = b.split_first_chunk::<N>().ok_or_else(corrupt)?;
+        *b = rest;
+        Ok(*head)
+    }
+
+    fn flag(b: &mut &[u8]) -> Result<bool, StoreError> {
+        match take::<1>(b)? {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            _ => Err(corrupt()),
+        }
+    }
+
+    fn slice<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
+        let len = u32::from_be_bytes(take(b)?) as usize;
+        if b.len() < len {
+            return Err(corrupt());
+        }
+        let (head, rest) = b.split_at(len);
+        *b = rest;
+        Ok(head)
+    }
+
+    fn string(b: &mut &[u8]) -> Result<Option<String>, StoreError> {
+        if !flag(b)? {
+            return Ok(None);
+        }
+        let s = slice(b)?;
+        String::from_utf8(s.to_vec())
+            .map(Some)
+            .map_err(|_| corrupt())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn command(seq: i64, by_reference: bool) -> PendingCommand {
+            PendingCommand {
+                seq,
+                size: 300 + seq,
+                datastore: by_reference.then(|| "contacts".into()),
+                guid: by_reference.then(|| format!("g\u{e9}{seq}")),
+                revision: by_reference.then_some(seq * 3),
+                data: if by_reference {
+                    Vec::new()
+                } else {
+                    vec![seq as u8; 40]
+                },
+            }
+        }
+
+        #[test]
+        fn a_chunk_of_pending_commands_reads_back_as_written() {
+            let commands: Vec<_> = (0..64).map(|s| command(s, s % 3 != 0)).collect();
+            let bytes = encode(commands.iter());
+            assert_eq!(decode(&bytes).unwrap(), commands);
+            assert_eq!(decode(&[]).unwrap(), vec![]);
+        }
+
+        #[test]
+        fn a_truncated_or_malformed_chunk_is_corrupt_not_a_panic() {
+            let bytes = encode([command(1, true), command(2, false)].iter());
+            let first = encode([command(1, true)].iter()).len();
+            for cut in (1..bytes.len()).filter(|&c| c != first) {
+                assert!(
+                    matches!(decode(&bytes[..cut]), Err(StoreError::Corrupt(_))),
+                    "cut at {cut}"
+                );
+            }
+            let mut bad = bytes.clone();
+            bad[16] = 7; // the revision's presence byte
+            assert!(matches!(decode(&bad), Err(StoreError::Corrupt(_))));
+        }
     }
 }
