@@ -2378,17 +2378,22 @@ impl Engine {
         head: &[PendingCommand],
         enc: Encoding,
     ) -> Result<pending::Decoded, StoreError> {
-        let mut wanted: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        let mut wanted: std::collections::BTreeMap<&str, Vec<(String, i64)>> = Default::default();
         for r in head.iter().filter(|r| pending::is_reference(r)) {
-            if let (Some(ds), Some(guid)) = (&r.datastore, &r.guid) {
-                wanted.entry(ds.as_str()).or_default().push(guid.clone());
+            if let (Some(ds), Some(guid), Some(rev)) = (&r.datastore, &r.guid, r.revision) {
+                wanted
+                    .entry(ds.as_str())
+                    .or_default()
+                    .push((guid.clone(), rev));
             }
         }
         let sub = terminal.subscriber_id.as_str();
         let mut current: std::collections::HashMap<(String, String), crate::store::Item> =
             Default::default();
+        // Only the versions the rows name: an item changed since is left out, and its row
+        // skipped below.
         for (ds, guids) in &wanted {
-            for it in tx.items_get(DatastoreKey::new(sub, ds), guids)? {
+            for it in tx.items_at_revisions(DatastoreKey::new(sub, ds), guids)? {
                 current.insert((ds.to_string(), it.guid.clone()), it);
             }
         }

@@ -294,6 +294,22 @@ pub trait Tx {
         ds: DatastoreKey<'_>,
         guids: &[String],
     ) -> Result<Vec<Item>, StoreError>;
+    /// Of the items `wanted` as (GUID, revision), those whose current version is still
+    /// that revision (tombstones included), each once, in no particular order: the items
+    /// a stored package 4 refers to that have not changed since. A backend may read them
+    /// by their revisions, which a download takes in runs.
+    fn items_at_revisions(
+        &mut self,
+        ds: DatastoreKey<'_>,
+        wanted: &[(String, i64)],
+    ) -> Result<Vec<Item>, StoreError> {
+        let guids: Vec<String> = wanted.iter().map(|(g, _)| g.clone()).collect();
+        let revisions: std::collections::HashSet<(&str, i64)> =
+            wanted.iter().map(|(g, r)| (g.as_str(), *r)).collect();
+        let mut items = self.items_get(ds, &guids)?;
+        items.retain(|i| revisions.contains(&(i.guid.as_str(), i.revision)));
+        Ok(items)
+    }
     /// Inserts or replaces a batch of items written by `origin` (a terminal id, or `None` for
     /// the operator). Each item takes the next revision of the datastore, in slice order; the
     /// previous version of a replaced item goes to history. Returns one [`PutResult`] per

@@ -38,6 +38,7 @@ macro_rules! storage_suite {
             changes_since_returns_latest_state_once_per_guid,
             deletes_are_tombstones_with_history,
             items_get_reads_current_versions_of_many_items_at_once,
+            items_at_revisions_returns_only_items_still_at_the_revision_asked,
             history_keeps_previous_versions,
             map_luid_guid_roundtrip_and_uniqueness,
             map_guids_for_luids_reads_many_pairs_at_once,
@@ -505,6 +506,79 @@ pub fn items_get_reads_current_versions_of_many_items_at_once(db: &dyn TestDb) {
     let mut want: Vec<String> = put.into_iter().map(|p| p.guid).collect();
     want.sort();
     assert_eq!(got, want);
+}
+
+/// What a stored package 4 reads back: of the (GUID, revision) pairs asked, the items still
+/// at that revision (a tombstone too), nothing changed since, nothing of another
+/// subscriber; the same for a dense run of revisions (a download) and for a sparse ask.
+pub fn items_at_revisions_returns_only_items_still_at_the_revision_asked(db: &dyn TestDb) {
+    let store = fixture(db);
+    let ds = DatastoreKey::new(A, CONTACTS);
+    let other = DatastoreKey::new(B, CONTACTS);
+    let many: Vec<_> = (0..150).map(|n| vcard(&format!("run {n}"))).collect();
+    let put = store
+        .transaction(|tx| tx.items_put(ds, Some(TA1), &many, t(1)))
+        .unwrap();
+    let theirs = store
+        .transaction(|tx| tx.items_put(other, Some(TB1), &[vcard("theirs")], t(1)))
+        .unwrap();
+    // Item 3 changes, item 4 is deleted (a tombstone at a new revision).
+    let (changed, deleted) = (&put[3], &put[4]);
+    let later = store
+        .transaction(|tx| {
+            tx.items_put(ds, Some(TA2), &[replace(&changed.guid, "changed")], t(2))?;
+            tx.items_delete(ds, Some(TA2), std::slice::from_ref(&deleted.guid), t(2))?;
+            tx.items_put(ds, Some(TA2), &[vcard("after")], t(2))
+        })
+        .unwrap();
+    let tomb_rev = store
+        .read(|tx| tx.item_get(ds, &deleted.guid))
+        .unwrap()
+        .unwrap()
+        .revision;
+    let asked = |pairs: &[(String, i64)]| -> Vec<(String, i64, bool)> {
+        let mut got: Vec<_> = store
+            .read(|tx| tx.items_at_revisions(ds, pairs))
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.guid, i.revision, i.deleted))
+            .collect();
+        got.sort();
+        got
+    };
+    // A dense run (read by revision where a backend can): all 150 at their first
+    // revisions, plus the tombstone at its own, another subscriber's item (GUIDs are per
+    // datastore: only ours is read) and an unknown GUID.
+    let mut pairs: Vec<(String, i64)> = put.iter().map(|p| (p.guid.clone(), p.revision)).collect();
+    pairs.push((deleted.guid.clone(), tomb_rev));
+    pairs.push((theirs[0].guid.clone(), theirs[0].revision));
+    pairs.push(("unknown".into(), 2));
+    let mut want: Vec<(String, i64, bool)> = put
+        .iter()
+        .filter(|p| p.guid != changed.guid && p.guid != deleted.guid)
+        .map(|p| (p.guid.clone(), p.revision, false))
+        .collect();
+    want.push((deleted.guid.clone(), tomb_rev, true));
+    want.sort();
+    assert_eq!(asked(&pairs), want);
+    // Sparse (read by GUID): items far apart, one of them changed since.
+    let sparse = vec![
+        (put[0].guid.clone(), put[0].revision),
+        (changed.guid.clone(), changed.revision),
+        (later[0].guid.clone(), later[0].revision),
+    ];
+    assert_eq!(
+        asked(&sparse),
+        vec![
+            (put[0].guid.clone(), put[0].revision, false),
+            (later[0].guid.clone(), later[0].revision, false),
+        ]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
+    assert!(asked(&[]).is_empty());
 }
 
 pub fn history_keeps_previous_versions(db: &dyn TestDb) {
