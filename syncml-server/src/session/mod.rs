@@ -2242,8 +2242,8 @@ impl Engine {
         let mut syncs = self.chunk_large_items(st, inc, reply, syncs);
         let items = pending::number(&mut syncs, &ids.items);
         let (rest, _) = self.send_pkg4(st, inc, reply, syncs, &items)?;
-        // The rest waits in the store, one row per command: each later message reads
-        // and removes only about what it sends.
+        // The rest waits in the store, one pending command each: each later message
+        // reads and removes only about what it sends.
         tx.session_pending_clear(&st.key)?;
         let unsent = pending::rows(rest, &items, st.chunk_sent.is_some())?;
         if unsent.is_empty() {
