@@ -5,11 +5,13 @@ mod store_suite;
 
 use std::sync::Arc;
 
-use store_suite::{add_subscriber, audit_event, fixture, t, TestDb, A, B, TA1, TA2, TB1};
+use store_suite::{
+    add_subscriber, add_terminal, audit_event, fixture, t, TestDb, A, B, TA1, TA2, TB1,
+};
 use syncml_server::store::sqlite::{DB_FILE_NAME, MIGRATIONS, SCHEMA_VERSION};
 use syncml_server::store::{
-    AuditEvent, MapEntry, PendingCommand, SqliteConfig, SqliteStore, Store, StoreError, StoreExt,
-    SyncKey, Timestamp,
+    AuditEvent, MapEntry, PendingCommand, SessionRecord, SqliteConfig, SqliteStore, Store,
+    StoreError, StoreExt, SyncKey, Timestamp,
 };
 use tempfile::TempDir;
 
@@ -306,9 +308,10 @@ fn delivered_items_of_a_suspended_session_survive_migration_4() {
 fn pending_rows_of_a_suspended_session_survive_migration_6() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join(DB_FILE_NAME);
-    let rows: Vec<PendingCommand> = (0..150)
+    // 150 small commands, then 5 chunks of a large object (30 KB each).
+    let rows: Vec<PendingCommand> = (0..155)
         .map(|seq| {
-            let by_reference = seq % 4 != 0;
+            let by_reference = seq % 4 != 0 && seq < 150;
             PendingCommand {
                 seq,
                 size: 100 + seq,
@@ -317,8 +320,10 @@ fn pending_rows_of_a_suspended_session_survive_migration_6() {
                 revision: by_reference.then_some(seq * 2 + 1),
                 data: if by_reference {
                     Vec::new()
-                } else {
+                } else if seq < 150 {
                     vec![0, 0xff, seq as u8]
+                } else {
+                    vec![seq as u8; 30_000]
                 },
             }
         })
@@ -357,15 +362,93 @@ fn pending_rows_of_a_suspended_session_survive_migration_6() {
     }
     let store = SqliteStore::open(&path, &SqliteConfig::default()).unwrap();
     assert_eq!(store.migrations_applied(), &[6]);
+    // By 64 and by 16 KiB of data: the large object's chunks keep a row each (the first
+    // joins the small commands before it, as it starts within their 16 KiB).
+    let chunks: Vec<i64> = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut st = conn
+            .prepare("SELECT commands FROM session_pending_chunk ORDER BY first_seq")
+            .unwrap();
+        let v = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        v
+    };
+    assert_eq!(chunks, vec![64, 64, 23, 1, 1, 1, 1]);
     store
         .transaction(|tx| {
-            assert_eq!(tx.session_pending_count("s1")?, 150);
+            assert_eq!(tx.session_pending_count("s1")?, 155);
             assert_eq!(tx.session_pending_head("s1", u64::MAX)?, rows);
             assert_eq!(tx.session_pending_remove_through("s1", 70)?, 71);
             assert_eq!(tx.session_pending_head("s1", 1)?, rows[71..72].to_vec());
-            assert_eq!(tx.session_pending_count("s1")?, 79);
+            assert_eq!(tx.session_pending_count("s1")?, 84);
             assert!(tx.session_delete("s1")?);
             assert_eq!(tx.session_pending_count("s1")?, 0);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// SQLite keeps pending commands up to 64 to a row but never more than 16 KiB of their
+/// data in one, so a message that sends one chunk of a large object reads and rewrites
+/// about that chunk, not 64 of them.
+#[test]
+fn pending_commands_of_a_large_object_keep_a_row_each() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join(DB_FILE_NAME);
+    let store = open(&dir);
+    let command = |seq: i64, bytes: usize| PendingCommand {
+        seq,
+        size: bytes as i64,
+        datastore: None,
+        guid: None,
+        revision: None,
+        data: vec![7; bytes],
+    };
+    // 150 small commands, then 10 chunks of a large object of 30 KB each.
+    let mut commands: Vec<PendingCommand> = (0..150).map(|s| command(s, 20)).collect();
+    commands.extend((150..160).map(|s| command(s, 30_000)));
+    store
+        .transaction(|tx| {
+            add_subscriber(tx, A);
+            add_terminal(tx, A, TA1);
+            tx.session_save(&SessionRecord {
+                key: "s1".into(),
+                subscriber_id: A.into(),
+                terminal_id: TA1.into(),
+                state: b"{}".to_vec(),
+                created_at: t(1),
+                expires_at: t(4_102_444_800),
+            })?;
+            tx.session_pending_put("s1", &commands)
+        })
+        .unwrap();
+    let rows = |conn: &rusqlite::Connection| -> Vec<i64> {
+        let mut st = conn
+            .prepare("SELECT commands FROM session_pending_chunk ORDER BY first_seq")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut want = vec![64, 64, 22];
+    want.extend([1; 10]);
+    assert_eq!(rows(&conn), want);
+    drop(conn);
+    let store = open(&dir);
+    store
+        .transaction(|tx| {
+            assert_eq!(tx.session_pending_head("s1", u64::MAX)?, commands);
+            assert_eq!(tx.session_pending_remove_through("s1", 150)?, 151);
+            assert_eq!(
+                tx.session_pending_head("s1", 1)?,
+                commands[151..152].to_vec()
+            );
             Ok(())
         })
         .unwrap();

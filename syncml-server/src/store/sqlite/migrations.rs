@@ -289,13 +289,14 @@ ALTER TABLE luid_map_v5 RENAME TO luid_map;
     },
     Migration {
         version: 6,
-        description: "pending package 4 stored up to 64 commands per row",
+        description: "pending package 4 stored up to 64 commands (16 KiB of data) per row",
         // A row per command was a B-tree insert, a search and a delete per item of a
         // download: 16 % of the instructions of a 10,000-contact one. The commands of a
         // chunk are in `tx::pending_chunk` form: per command, big-endian seq and size
         // (8 bytes each), then revision, datastore and GUID each behind a presence byte
         // (a revision 8 bytes, a string a 4-byte length and its UTF-8), then the data
-        // behind a 4-byte length.
+        // behind a 4-byte length. Rows are grouped by 64 and by 16 KiB of data (as
+        // `tx::pending_chunks` does), so the chunks of a large object keep a row each.
         sql: r#"
 CREATE TABLE session_pending_chunk (
     session_key     TEXT NOT NULL REFERENCES session(key) ON DELETE CASCADE,
@@ -316,9 +317,11 @@ INSERT INTO session_pending_chunk (session_key, first_seq, last_seq, commands, d
                               || hex(datastore) END
                  || CASE WHEN guid IS NULL THEN '00'
                          ELSE '01' || printf('%08X', length(CAST(guid AS BLOB))) || hex(guid) END
-                 || printf('%08X', length(data)) || hex(data) AS command
+                 || printf('%08X', length(data)) || hex(data) AS command,
+                 (SUM(length(data)) OVER (PARTITION BY session_key ORDER BY seq)
+                  - length(data)) / 16384 AS bytes_before
           FROM session_pending)
-    GROUP BY session_key, seq / 64;
+    GROUP BY session_key, seq / 64, bytes_before;
 DROP TABLE session_pending;
 "#,
     },

@@ -1483,7 +1483,7 @@ impl Tx for SqliteTx<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(map_err)?;
-        for chunk in sorted.chunks(PENDING_CHUNK) {
+        for chunk in pending_chunks(&sorted) {
             let (first, last) = (chunk[0].seq, chunk[chunk.len() - 1].seq);
             let data = pending_chunk::encode(chunk.iter().copied());
             stmt.execute(params![session_key, first, last, chunk.len() as i64, data])
@@ -1782,8 +1782,39 @@ impl Tx for SqliteTx<'_> {
     }
 }
 
-/// Commands of a pending package 4 stored per chunk row: at most this many.
+/// Commands of a pending package 4 stored per chunk row: at most this many, and at most
+/// [`PENDING_CHUNK_BYTES`] of their data (a command above it has a row of its own), so
+/// that a message reads and rewrites about what it sends: the chunks of a large object
+/// are as big as a message each.
 const PENDING_CHUNK: usize = 64;
+/// See [`PENDING_CHUNK`].
+const PENDING_CHUNK_BYTES: usize = 16 * 1024;
+
+/// `sorted` cut into runs for chunk rows: at most [`PENDING_CHUNK`] commands and, unless
+/// one command alone is bigger, [`PENDING_CHUNK_BYTES`] of data each.
+fn pending_chunks<'a, 'c>(
+    mut rest: &'a [&'c PendingCommand],
+) -> impl Iterator<Item = &'a [&'c PendingCommand]> {
+    std::iter::from_fn(move || {
+        let mut bytes = 0usize;
+        let n = rest
+            .iter()
+            .take(PENDING_CHUNK)
+            .take_while(|c| {
+                bytes = bytes.saturating_add(c.data.len());
+                bytes <= PENDING_CHUNK_BYTES
+            })
+            .count()
+            .max(1)
+            .min(rest.len());
+        if n == 0 {
+            return None;
+        }
+        let (run, after) = rest.split_at(n);
+        rest = after;
+        Some(run)
+    })
+}
 
 /// The form of a chunk of pending commands (migration 6 writes the same from SQL): per
 /// command, big-endian `seq` and `size` (8 bytes each), then `revision`, `datastore` and
