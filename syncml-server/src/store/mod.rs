@@ -303,12 +303,7 @@ pub trait Tx {
         ds: DatastoreKey<'_>,
         wanted: &[(String, i64)],
     ) -> Result<Vec<Item>, StoreError> {
-        let guids: Vec<String> = wanted.iter().map(|(g, _)| g.clone()).collect();
-        let revisions: std::collections::HashSet<(&str, i64)> =
-            wanted.iter().map(|(g, r)| (g.as_str(), *r)).collect();
-        let mut items = self.items_get(ds, &guids)?;
-        items.retain(|i| revisions.contains(&(i.guid.as_str(), i.revision)));
-        Ok(items)
+        items_at_revisions_by_guid(self, ds, wanted)
     }
     /// Inserts or replaces a batch of items written by `origin` (a terminal id, or `None` for
     /// the operator). Each item takes the next revision of the datastore, in slice order; the
@@ -503,4 +498,18 @@ pub trait Tx {
     fn lockout_reset(&mut self, key: LockoutKey<'_>) -> Result<bool, StoreError>;
     /// Reads a counter.
     fn lockout_get(&mut self, key: LockoutKey<'_>) -> Result<Option<LockoutState>, StoreError>;
+}
+
+/// [`Tx::items_at_revisions`] by GUID: [`Tx::items_get`], then only the versions asked.
+pub(crate) fn items_at_revisions_by_guid<T: Tx + ?Sized>(
+    tx: &mut T,
+    ds: DatastoreKey<'_>,
+    wanted: &[(String, i64)],
+) -> Result<Vec<Item>, StoreError> {
+    let guids: Vec<String> = wanted.iter().map(|(g, _)| g.clone()).collect();
+    let revisions: std::collections::HashSet<(&str, i64)> =
+        wanted.iter().map(|(g, r)| (g.as_str(), *r)).collect();
+    let mut items = tx.items_get(ds, &guids)?;
+    items.retain(|i| revisions.contains(&(i.guid.as_str(), i.revision)));
+    Ok(items)
 }

@@ -281,6 +281,60 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// `keys` without repeats, in first-seen order.
+fn distinct(keys: &[String]) -> Vec<&str> {
+    let mut seen = HashSet::with_capacity(keys.len());
+    keys.iter()
+        .map(String::as_str)
+        .filter(|k| seen.insert(*k))
+        .collect()
+}
+
+/// Runs `{sql} IN (?, ...)` over runs of the distinct `keys` ([`batch_runs`]), `prefix`
+/// bound before them; every row, mapped by `f`.
+fn query_in<T>(
+    conn: &Connection,
+    sql: &str,
+    prefix: &[&dyn rusqlite::ToSql],
+    keys: &[String],
+    mut f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let keys = distinct(keys);
+    let mut out = Vec::with_capacity(keys.len());
+    for run in batch_runs(&keys) {
+        let mut stmt = conn
+            .prepare_cached(&format!("{sql} IN ({})", placeholders(run.len())))
+            .map_err(map_err)?;
+        let mut values = prefix.to_vec();
+        values.extend(run.iter().map(|k| k as &dyn rusqlite::ToSql));
+        let mut rows = stmt.query(values.as_slice()).map_err(map_err)?;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            out.push(f(r).map_err(map_err)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the change `{sql} IN (?, ...)` over runs of the distinct `keys`, `prefix` bound
+/// before them; the number of rows changed.
+fn execute_in(
+    conn: &Connection,
+    sql: &str,
+    prefix: &[&dyn rusqlite::ToSql],
+    keys: &[String],
+) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for run in batch_runs(&distinct(keys)) {
+        let mut stmt = conn
+            .prepare_cached(&format!("{sql} IN ({})", placeholders(run.len())))
+            .map_err(map_err)?;
+        let mut values = prefix.to_vec();
+        values.extend(run.iter().map(|k| k as &dyn rusqlite::ToSql));
+        n += stmt.execute(values.as_slice()).map_err(map_err)?;
+    }
+    Ok(n)
+}
+
 /// Inserts `rows` (each `width` values, in the column order of `head`) with multi-row
 /// `INSERT`s ([`batch_runs`]). Rows are inserted in order, so a conflict clause in `tail`
 /// sees them as if they were inserted one by one.
@@ -718,33 +772,17 @@ impl Tx for SqliteTx<'_> {
         ds: DatastoreKey<'_>,
         guids: &[String],
     ) -> Result<Vec<Item>, StoreError> {
-        // `guid IN (...)` over runs of GUIDs ([`batch_runs`]), not a statement per GUID.
-        let mut seen = HashSet::with_capacity(guids.len());
-        let unique: Vec<&str> = guids
-            .iter()
-            .map(String::as_str)
-            .filter(|g| seen.insert(*g))
-            .collect();
-        let mut out = Vec::with_capacity(unique.len());
-        for run in batch_runs(&unique) {
-            let mut stmt = self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT {ITEM_COLUMNS} FROM item
-                     WHERE subscriber_id = ? AND datastore = ? AND guid IN ({})",
-                    placeholders(run.len())
-                ))
-                .map_err(map_err)?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&ds.subscriber, &ds.datastore];
-            values.extend(run.iter().map(|g| g as &dyn rusqlite::ToSql));
-            let rows = stmt
-                .query_map(values.as_slice(), item_from_row)
-                .map_err(map_err)?;
-            for item in rows {
-                out.push(item.map_err(map_err)?);
-            }
-        }
-        Ok(out)
+        // `guid IN (...)` over runs of GUIDs, not a statement per GUID.
+        query_in(
+            self.conn,
+            &format!(
+                "SELECT {ITEM_COLUMNS} FROM item
+                 WHERE subscriber_id = ? AND datastore = ? AND guid"
+            ),
+            &[&ds.subscriber, &ds.datastore],
+            guids,
+            item_from_row,
+        )
     }
 
     fn items_at_revisions(
@@ -758,18 +796,15 @@ impl Tx for SqliteTx<'_> {
         ) else {
             return Ok(Vec::new());
         };
-        let revisions: HashSet<(&str, i64)> =
-            wanted.iter().map(|(g, r)| (g.as_str(), *r)).collect();
         // A download asks for runs of consecutive revisions: one range of the revision
         // index then reads them in order, instead of a search of the GUID key per item.
         // Sparse asks (a few changes far apart) go by GUID.
         let span = (hi - lo).saturating_add(1);
         if span > 2 * (wanted.len() as i64) + 64 {
-            let guids: Vec<String> = wanted.iter().map(|(g, _)| g.clone()).collect();
-            let mut items = self.items_get(ds, &guids)?;
-            items.retain(|i| revisions.contains(&(i.guid.as_str(), i.revision)));
-            return Ok(items);
+            return crate::store::items_at_revisions_by_guid(self, ds, wanted);
         }
+        let revisions: HashSet<(&str, i64)> =
+            wanted.iter().map(|(g, r)| (g.as_str(), *r)).collect();
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
@@ -1218,14 +1253,12 @@ impl Tx for SqliteTx<'_> {
         let Some(scope) = self.map_scope(key)? else {
             return Ok(0);
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached("DELETE FROM luid_map WHERE scope = ?1 AND luid = ?2")
-            .map_err(map_err)?;
-        let mut n = 0;
-        for luid in luids {
-            n += stmt.execute(params![scope, luid]).map_err(map_err)?;
-        }
+        let n = execute_in(
+            self.conn,
+            "DELETE FROM luid_map WHERE scope = ? AND luid",
+            &[&scope],
+            luids,
+        )?;
         Ok(to_u64(n))
     }
 
@@ -1233,14 +1266,12 @@ impl Tx for SqliteTx<'_> {
         let Some(scope) = self.map_scope(key)? else {
             return Ok(0);
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached("DELETE FROM luid_map WHERE scope = ?1 AND guid = ?2")
-            .map_err(map_err)?;
-        let mut n = 0;
-        for guid in guids {
-            n += stmt.execute(params![scope, guid]).map_err(map_err)?;
-        }
+        let n = execute_in(
+            self.conn,
+            "DELETE FROM luid_map WHERE scope = ? AND guid",
+            &[&scope],
+            guids,
+        )?;
         Ok(to_u64(n))
     }
 
@@ -1252,35 +1283,15 @@ impl Tx for SqliteTx<'_> {
         let Some(scope) = self.map_scope(key)? else {
             return Ok(Default::default());
         };
-        // `luid IN (...)` over runs of LUIDs ([`batch_runs`]), not a statement per LUID.
-        let mut seen = HashSet::with_capacity(luids.len());
-        let unique: Vec<&str> = luids
-            .iter()
-            .map(String::as_str)
-            .filter(|l| seen.insert(*l))
-            .collect();
-        let mut out = std::collections::HashMap::with_capacity(unique.len());
-        for run in batch_runs(&unique) {
-            let mut stmt = self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT luid, guid FROM luid_map WHERE scope = ? AND luid IN ({})",
-                    placeholders(run.len())
-                ))
-                .map_err(map_err)?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&scope];
-            values.extend(run.iter().map(|l| l as &dyn rusqlite::ToSql));
-            let pairs = stmt
-                .query_map(values.as_slice(), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(map_err)?;
-            for pair in pairs {
-                let (luid, guid) = pair.map_err(map_err)?;
-                out.insert(luid, guid);
-            }
-        }
-        Ok(out)
+        // `luid IN (...)` over runs of LUIDs, not a statement per LUID.
+        let pairs = query_in(
+            self.conn,
+            "SELECT luid, guid FROM luid_map WHERE scope = ? AND luid",
+            &[&scope],
+            luids,
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        Ok(pairs.into_iter().collect())
     }
 
     fn map_guid_for_luid(
