@@ -18,11 +18,10 @@ B=target/release
 kind=${1:?sqlite or pg}; C=${2:?concurrency}; N=${3:-1}; HOP=${4:-}
 work=$(mktemp -d /tmp/bench-server.XXXXXX)
 pids=()
+. scripts/lib/pg-cluster.sh
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    if [[ -n ${PGBIN:-} && -d $work/pg ]]; then
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" stop -m fast >/dev/null 2>&1 || true
-    fi
+    pg_cluster_stop
 }
 trap cleanup EXIT
 load=(--subscribers 1000 --terminals 1000 --mode two-way --items 10)
@@ -34,14 +33,8 @@ if [[ $kind == sqlite ]]; then
     pids+=($!); urls+=(--url http://127.0.0.1:18089/sync)
 else
     if [[ -z ${PG_URL:-} ]]; then
-        PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-        chown postgres "$work"
-        runuser -u postgres -- "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg.log" -o \
-            "-p 54329 -k $work -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=512MB -c synchronous_commit=${PG_SYNC_COMMIT:-on}" \
-            start >/dev/null
-        runuser -u postgres -- "$PGBIN/createdb" -h 127.0.0.1 -p 54329 syncml
-        PG_URL=postgres://postgres@127.0.0.1:54329/syncml
+        pg_cluster_start "$work" 54329 max_connections=300 shared_buffers=512MB \
+            "synchronous_commit=${PG_SYNC_COMMIT:-on}"
     fi
     $B/syncml-load --db "$PG_URL" "${load[@]}" --provision-only >/dev/null
     for i in $(seq 1 "$N"); do

@@ -10,20 +10,15 @@ cd "$(dirname "$0")/.."
 B=target/release
 S=${SESSIONS:-50}
 work=$(mktemp -d /tmp/pg-statements.XXXXXX)
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+. scripts/lib/pg-cluster.sh
 pid=
 cleanup() {
     [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" stop -m fast >/dev/null 2>&1 || true
+    pg_cluster_stop
 }
 trap cleanup EXIT
-chown postgres "$work"
-runuser -u postgres -- "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg.log" -o \
-    "-p 54339 -k $work -c listen_addresses=127.0.0.1 -c log_statement=all" \
-    start >/dev/null
-runuser -u postgres -- "$PGBIN/createdb" -h 127.0.0.1 -p 54339 syncml
-URL=postgres://postgres@127.0.0.1:54339/syncml
+pg_cluster_start "$work" 54339 log_statement=all
+URL=$PG_URL
 load=(--subscribers 10 --terminals 10 --mode two-way --items 10)
 $B/syncml-load --db "$URL" "${load[@]}" --provision-only >/dev/null 2>&1
 $B/syncml-server --db "$URL" serve --listen 127.0.0.1:18199 >"$work/node.log" 2>&1 &
