@@ -36,6 +36,26 @@ fn open(dir: &TempDir) -> SqliteStore {
     SqliteStore::open_in_dir(dir.path()).expect("open store")
 }
 
+/// A database file at schema version `version` (the first `version` migrations applied by
+/// hand, as an older build would have), for upgrade tests to fill and reopen.
+fn database_at_version(path: &std::path::Path, version: usize) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,
+                                      description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )
+    .unwrap();
+    for m in &MIGRATIONS[..version] {
+        conn.execute_batch(m.sql).unwrap();
+        conn.execute(
+            "INSERT INTO schema_version VALUES (?1, ?2, 0)",
+            rusqlite::params![m.version, m.description],
+        )
+        .unwrap();
+    }
+    conn
+}
+
 fn schema_rows(path: &std::path::Path) -> Vec<(i64, String, i64)> {
     let conn = rusqlite::Connection::open(path).expect("raw open");
     let mut stmt = conn
@@ -82,18 +102,7 @@ fn migrations_apply_once_and_upgrade() {
     let old_dir = TempDir::new().unwrap();
     let old_path = old_dir.path().join(DB_FILE_NAME);
     {
-        let conn = rusqlite::Connection::open(&old_path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,
-                                          description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .unwrap();
-        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
-        conn.execute(
-            "INSERT INTO schema_version VALUES (1, ?1, 0)",
-            [MIGRATIONS[0].description],
-        )
-        .unwrap();
+        let conn = database_at_version(&old_path, 1);
         conn.execute(
             "INSERT INTO subscriber (id, security_level, created_at) VALUES (?1, 1, 5)",
             [B],
@@ -256,20 +265,7 @@ fn delivered_items_of_a_suspended_session_survive_migration_4() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join(DB_FILE_NAME);
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,
-                                          description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .unwrap();
-        for m in &MIGRATIONS[..3] {
-            conn.execute_batch(m.sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_version VALUES (?1, ?2, 0)",
-                rusqlite::params![i64::from(m.version), m.description],
-            )
-            .unwrap();
-        }
+        let conn = database_at_version(&path, 3);
         conn.execute_batch(
             "INSERT INTO subscriber (id, security_level, created_at) VALUES ('sub', 0, 1);
              INSERT INTO terminal (terminal_id, subscriber_id, registered_by, registered_at)
@@ -329,20 +325,7 @@ fn pending_rows_of_a_suspended_session_survive_migration_6() {
         })
         .collect();
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,
-                                          description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .unwrap();
-        for m in &MIGRATIONS[..5] {
-            conn.execute_batch(m.sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_version VALUES (?1, ?2, 0)",
-                rusqlite::params![m.version, m.description],
-            )
-            .unwrap();
-        }
+        let conn = database_at_version(&path, 5);
         conn.execute_batch(
             "INSERT INTO subscriber (id, security_level, created_at) VALUES ('sub', 0, 1);
              INSERT INTO terminal (terminal_id, subscriber_id, registered_by, registered_at)
