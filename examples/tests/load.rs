@@ -30,6 +30,24 @@ impl Drop for Server {
     }
 }
 
+/// Runs `o` on two client threads against a fresh server of its own, left running for the
+/// caller to inspect.
+fn run_on_fresh_server(o: &Options) -> (Server, load::Report) {
+    let srv = start(o);
+    let o = Options {
+        urls: vec![srv.url.clone()],
+        ..o.clone()
+    };
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let r = client_rt.block_on(load::run(o)).expect("run");
+    println!("{r}");
+    (srv, r)
+}
+
 fn start(o: &Options) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     load::provision_dir(dir.path(), o).expect("provision");
@@ -71,7 +89,7 @@ fn server_items(srv: &Server, sub: &str) -> Vec<String> {
 }
 
 fn run_and_check(mode: Mode, sessions: u64, warmup: bool) {
-    let mut o = Options {
+    let o = Options {
         subscribers: 4,
         terminals: 12,
         mode,
@@ -83,15 +101,7 @@ fn run_and_check(mode: Mode, sessions: u64, warmup: bool) {
         warmup,
         ..Options::default()
     };
-    let srv = start(&o);
-    o.urls = vec![srv.url.clone()];
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let r = client_rt.block_on(load::run(o.clone())).expect("run");
-    println!("{r}");
+    let (srv, r) = run_on_fresh_server(&o);
     assert_eq!(r.error_count(), 0, "{:?}", r.errors);
     assert_eq!(r.sessions_ok, sessions);
     assert!(r.messages >= 2 * sessions, "{r}");
@@ -159,7 +169,7 @@ fn refuses_non_loopback_urls() {
 #[test]
 fn paced_sessions_start_at_the_asked_rate() {
     // 20 sessions at 40/s: the last one is due 19/40 s after the clock starts.
-    let mut o = Options {
+    let o = Options {
         subscribers: 2,
         terminals: 8,
         mode: Mode::TwoWay,
@@ -171,15 +181,7 @@ fn paced_sessions_start_at_the_asked_rate() {
         warmup: true,
         ..Options::default()
     };
-    let srv = start(&o);
-    o.urls = vec![srv.url.clone()];
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let r = client_rt.block_on(load::run(o.clone())).expect("run");
-    println!("{r}");
+    let (srv, r) = run_on_fresh_server(&o);
     assert_eq!(r.error_count(), 0, "{:?}", r.errors);
     assert_eq!(r.sessions_ok, 20);
     assert!(r.elapsed >= Duration::from_millis(470), "{r}");
@@ -191,8 +193,19 @@ fn paced_sessions_start_at_the_asked_rate() {
     );
 
     // A rate that is no rate is refused before anything starts.
-    o.rate = Some(0.0);
-    assert!(client_rt.block_on(load::run(o)).is_err());
+    let o = Options {
+        urls: vec![srv.url.clone()],
+        rate: Some(0.0),
+        ..o
+    };
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let refused = client_rt
+        .block_on(load::run(o))
+        .expect_err("a rate of 0 is refused");
+    assert!(refused.contains("--rate"), "{refused}");
 }
 
 #[test]
