@@ -799,7 +799,7 @@ impl Tx for SqliteTx<'_> {
         // A download asks for runs of consecutive revisions: one range of the revision
         // index then reads them in order, instead of a search of the GUID key per item.
         // Sparse asks (a few changes far apart) go by GUID.
-        let span = (hi - lo).saturating_add(1);
+        let span = hi.saturating_sub(lo).saturating_add(1);
         if span > 2 * (wanted.len() as i64) + 64 {
             return crate::store::items_at_revisions_by_guid(self, ds, wanted);
         }
