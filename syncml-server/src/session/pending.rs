@@ -1,7 +1,7 @@
 //! Package 4 not sent yet, kept beside the session record: one [`PendingCommand`] per
-//! command (PostgreSQL stores each as a row, SQLite 64 to a row), so that each message of
-//! a long package 4 reads, decodes and removes only about what it sends, and the session
-//! record stays small.
+//! command (PostgreSQL stores each as a row, SQLite up to 64 and 16 KiB to a row), so that
+//! each message of a long package 4 reads, decodes and removes only about what it sends,
+//! and the session record stays small.
 //!
 //! A row holds one command of a `Sync` together with that `Sync`'s shell (Target, Source,
 //! NumberOfChanges as they went into the first message), encoded as a WBXML message of
