@@ -116,13 +116,19 @@ pub fn encode(msg: &SyncMl, encoding: Encoding) -> Result<Vec<u8>, EncodeError> 
 pub fn encode_xml(msg: &SyncMl, opts: &xml::EncodeOptions) -> Result<Vec<u8>, EncodeError> {
     let mut opts = opts.clone();
     opts.version = msg.version();
+    if opts.capacity_hint == 0 {
+        opts.capacity_hint = msg.encoded_size_hint();
+    }
     let mut enc = xml::Encoder::new(opts);
     msg.write(&mut enc);
     Ok(enc.finish()?)
 }
 
 /// Encodes a message as WBXML (public ID from the message's `VerDTD`).
-pub fn encode_wbxml(msg: &SyncMl, opts: wbxml::EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+pub fn encode_wbxml(msg: &SyncMl, mut opts: wbxml::EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+    if opts.capacity_hint == 0 {
+        opts.capacity_hint = msg.encoded_size_hint();
+    }
     let mut enc = wbxml::Encoder::for_syncml(msg.version(), opts);
     msg.write(&mut enc);
     Ok(enc.finish()?)

@@ -82,6 +82,36 @@ pub struct SyncMl {
 }
 
 impl SyncMl {
+    /// About how many bytes the message takes encoded (WBXML, or XML without escapes):
+    /// item data plus a typical share per command and item. The encoders reserve this
+    /// up front, so a message of many items is written without its buffer being moved.
+    pub(crate) fn encoded_size_hint(&self) -> usize {
+        fn of(cmds: &[Command]) -> usize {
+            cmds.iter()
+                .map(|c| {
+                    let items: usize = c
+                        .items()
+                        .iter()
+                        .map(|i| {
+                            96 + match &i.data {
+                                Some(Data::Text(t)) => t.len(),
+                                Some(Data::Binary(b)) => b.len(),
+                                Some(Data::DevInf(_)) => 2048,
+                                _ => 16,
+                            }
+                        })
+                        .sum();
+                    let map = match c {
+                        Command::Map(m) => 64 * m.map_items.len(),
+                        _ => 0,
+                    };
+                    64 + items + map + of(c.commands())
+                })
+                .sum()
+        }
+        256 + of(&self.body.commands)
+    }
+
     /// Reads a message from its `<SyncML>` root element (any namespace spelling),
     /// consuming the tree so item data moves rather than being copied.
     ///

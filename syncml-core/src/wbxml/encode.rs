@@ -38,18 +38,27 @@ pub struct EncodeOptions {
     /// The version byte: 0x02 (WBXML 1.2, what SyncML stacks and the SyncML spec use)
     /// or 0x03 (WBXML 1.3, libwbxml's default).
     pub version: u8,
+    /// Bytes to reserve for the document up front (0: a small default that grows):
+    /// a message of known size is then written without the buffer being moved.
+    pub capacity_hint: usize,
 }
 
 impl Default for EncodeOptions {
     fn default() -> EncodeOptions {
-        EncodeOptions { version: 0x02 }
+        EncodeOptions {
+            version: 0x02,
+            capacity_hint: 0,
+        }
     }
 }
 
 impl EncodeOptions {
     /// Options with the given version byte.
     pub fn with_version(version: u8) -> EncodeOptions {
-        EncodeOptions { version }
+        EncodeOptions {
+            version,
+            ..EncodeOptions::default()
+        }
     }
 }
 
@@ -72,9 +81,9 @@ struct DocState {
 }
 
 impl DocState {
-    fn new(devinf: bool) -> DocState {
+    fn new(devinf: bool, capacity: usize) -> DocState {
         DocState {
-            body: Vec::with_capacity(if devinf { 4096 } else { 1024 }),
+            body: Vec::with_capacity(capacity.max(if devinf { 4096 } else { 1024 })),
             page: 0,
             depth: 0,
             pending: None,
@@ -128,7 +137,7 @@ impl Encoder {
         );
         // The root's header is known now: write it first, so that `finish` hands over
         // the body's buffer instead of copying the whole message behind a header.
-        let mut root = DocState::new(devinf);
+        let mut root = DocState::new(devinf, opts.capacity_hint);
         write_header(&mut root.body, opts.version, public_id);
         Encoder {
             opts,
@@ -298,7 +307,7 @@ impl Sink for Encoder {
                 Namespace::MetInf => names::metinf::token(name).map(|t| (1, t)),
                 Namespace::DevInf => {
                     // A nested DevInf document begins.
-                    let mut nested = DocState::new(true);
+                    let mut nested = DocState::new(true, 0);
                     nested.pending = names::devinf_token(name).map(|t| (0, t));
                     nested.depth = 1;
                     if nested.pending.is_none() {
