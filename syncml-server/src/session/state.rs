@@ -146,8 +146,11 @@ pub struct SessionState {
     #[serde(default)]
     pub pkg4_items: BTreeMap<String, SentItem>,
     /// Package-4 commands of our latest message, awaiting the client's statuses:
-    /// (MsgID, CmdID) as sent → the item.
-    #[serde(default)]
+    /// (MsgID, CmdID) as sent → the item. Stored after the JSON state in a binary form
+    /// of its own ([`SessionState::to_record`]): a message's worth of items (hundreds in
+    /// a download) would be most of the JSON; a state saved by an older build holds it
+    /// here.
+    #[serde(default, skip_serializing)]
     pub in_flight: Vec<(String, String, SentItem)>,
 }
 
@@ -224,9 +227,11 @@ mod b64_opt {
     }
 }
 
-/// First byte of a framed session record ([`SessionState::to_record`]); a record that
-/// starts with `{` is the JSON state alone (written by an older build).
+/// First byte of a session record framed by an older build: JSON state, then the reply.
+/// A record that starts with `{` is the JSON state alone (older still).
 const RECORD_FRAMED: u8 = 1;
+/// First byte of a session record as [`SessionState::to_record`] writes it now.
+const RECORD_FRAMED_FLIGHT: u8 = 2;
 
 /// A session record that cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -237,43 +242,54 @@ pub enum RecordError {
     /// The framing is cut short.
     #[error("session record truncated")]
     Truncated,
+    /// A text of the commands in flight is not UTF-8.
+    #[error("session record: a command in flight is not UTF-8")]
+    NotUtf8,
     /// The JSON state does not fit the framing's 32-bit length.
     #[error("session state of {0} bytes is too large to store")]
     TooLarge(usize),
 }
 
 impl SessionState {
-    /// The stored form of the state: `1`, the length of the JSON state (u32, big
-    /// endian), the JSON state, then `last_reply` as raw bytes. The reply (up to the
-    /// client's MaxMsgSize) stays out of the JSON: no base64 and no JSON string of it
-    /// on every message.
+    /// The stored form of the state: `2`, the length of the JSON state (u32, big
+    /// endian), the JSON state, the length of the commands in flight (u32) and their
+    /// binary form ([`write_flight`]), then `last_reply` as raw bytes. The reply (up to
+    /// the client's MaxMsgSize) and the commands in flight (one per item of a download
+    /// message) stay out of the JSON: no base64, no JSON strings of them on every
+    /// message.
     pub fn to_record(&self) -> Result<Vec<u8>, RecordError> {
         let json = serde_json::to_vec(self)?;
         let len = u32::try_from(json.len()).map_err(|_| RecordError::TooLarge(json.len()))?;
         let reply = self.last_reply.as_deref().unwrap_or_default();
-        let mut out = Vec::with_capacity(5 + json.len() + reply.len());
-        out.push(RECORD_FRAMED);
+        let mut flight = Vec::new();
+        write_flight(&mut flight, &self.in_flight)?;
+        let flen = u32::try_from(flight.len()).map_err(|_| RecordError::TooLarge(flight.len()))?;
+        let mut out = Vec::with_capacity(9 + json.len() + flight.len() + reply.len());
+        out.push(RECORD_FRAMED_FLIGHT);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&json);
+        out.extend_from_slice(&flen.to_be_bytes());
+        out.extend_from_slice(&flight);
         out.extend_from_slice(reply);
         Ok(out)
     }
 
-    /// Reads a record written by [`SessionState::to_record`] (or the bare JSON state of
-    /// an older build).
+    /// Reads a record written by [`SessionState::to_record`] (or by an older build: the
+    /// JSON state and the reply, or the bare JSON state).
     pub fn from_record(bytes: &[u8]) -> Result<SessionState, RecordError> {
-        let Some((&RECORD_FRAMED, rest)) = bytes.split_first() else {
-            return Ok(serde_json::from_slice(bytes)?);
+        let (kind, rest) = match bytes.split_first() {
+            Some((&k, rest)) if k == RECORD_FRAMED || k == RECORD_FRAMED_FLIGHT => (k, rest),
+            _ => return Ok(serde_json::from_slice(bytes)?),
         };
-        let (len, rest) = rest
-            .split_first_chunk::<4>()
-            .ok_or(RecordError::Truncated)?;
-        let len = u32::from_be_bytes(*len) as usize;
-        if rest.len() < len {
-            return Err(RecordError::Truncated);
-        }
-        let (json, reply) = rest.split_at(len);
+        let (json, rest) = take_framed(rest)?;
         let mut st: SessionState = serde_json::from_slice(json)?;
+        let reply = if kind == RECORD_FRAMED_FLIGHT {
+            let (flight, reply) = take_framed(rest)?;
+            st.in_flight = read_flight(flight)?;
+            reply
+        } else {
+            rest
+        };
         st.last_reply = (!reply.is_empty()).then(|| reply.to_vec());
         Ok(st)
     }
@@ -282,6 +298,65 @@ impl SessionState {
     pub fn store_mut(&mut self, name: &str) -> Option<&mut DsState> {
         self.stores.iter_mut().find(|s| s.name == name)
     }
+}
+
+/// A part preceded by its length (u32, big endian), and what follows it.
+fn take_framed(bytes: &[u8]) -> Result<(&[u8], &[u8]), RecordError> {
+    let (len, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or(RecordError::Truncated)?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(RecordError::Truncated);
+    }
+    Ok(rest.split_at(len))
+}
+
+/// The commands in flight, one after the other: MsgID, CmdID, datastore and GUID (each
+/// a u32 length and UTF-8), then the revision (i64); all big endian.
+fn write_flight(
+    out: &mut Vec<u8>,
+    flight: &[(String, String, SentItem)],
+) -> Result<(), RecordError> {
+    for (msg, cmd, item) in flight {
+        for text in [msg, cmd, &item.datastore, &item.guid] {
+            let n = u32::try_from(text.len()).map_err(|_| RecordError::TooLarge(text.len()))?;
+            out.extend_from_slice(&n.to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        out.extend_from_slice(&item.revision.to_be_bytes());
+    }
+    Ok(())
+}
+
+fn read_flight(mut bytes: &[u8]) -> Result<Vec<(String, String, SentItem)>, RecordError> {
+    fn text(bytes: &mut &[u8]) -> Result<String, RecordError> {
+        let (t, rest) = take_framed(bytes)?;
+        *bytes = rest;
+        String::from_utf8(t.to_vec()).map_err(|_| RecordError::NotUtf8)
+    }
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let msg = text(&mut bytes)?;
+        let cmd = text(&mut bytes)?;
+        let datastore = text(&mut bytes)?;
+        let guid = text(&mut bytes)?;
+        let (rev, rest) = bytes
+            .split_first_chunk::<8>()
+            .ok_or(RecordError::Truncated)?;
+        bytes = rest;
+        let revision = i64::from_be_bytes(*rev);
+        out.push((
+            msg,
+            cmd,
+            SentItem {
+                datastore,
+                guid,
+                revision,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -298,13 +373,17 @@ mod tests {
             ..SessionState::default()
         };
         let rec = st.to_record().unwrap();
-        assert_eq!(rec[0], RECORD_FRAMED);
+        assert_eq!(rec[0], RECORD_FRAMED_FLIGHT);
         let json_len = u32::from_be_bytes([rec[1], rec[2], rec[3], rec[4]]) as usize;
         assert!(
             rec.ends_with(&[0x02, 0xA4, 0x01, 0x6A, 0x00, b'{']),
             "the reply follows the JSON unencoded"
         );
-        assert_eq!(rec.len(), 5 + json_len + 6);
+        assert_eq!(
+            rec.len(),
+            5 + json_len + 4 + 6,
+            "no commands in flight: length 0"
+        );
         let json = std::str::from_utf8(&rec[5..5 + json_len]).unwrap();
         assert!(
             !json.contains("last_reply\":\""),
@@ -345,6 +424,78 @@ mod tests {
     #[test]
     fn a_truncated_record_is_an_error_not_a_panic() {
         let rec = SessionState::default().to_record().unwrap();
+        for cut in 0..rec.len() {
+            assert!(
+                SessionState::from_record(&rec[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    fn in_flight(n: usize) -> Vec<(String, String, SentItem)> {
+        (0..n)
+            .map(|i| {
+                let item = SentItem {
+                    datastore: "contacts".into(),
+                    guid: format!("g-{i}-ü"),
+                    revision: i as i64 * 7 - 3,
+                };
+                ("4".to_string(), (i + 2).to_string(), item)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn commands_in_flight_are_kept_beside_the_json_not_in_it() {
+        let st = SessionState {
+            key: "k".into(),
+            in_flight: in_flight(3),
+            last_reply: Some(b"reply".to_vec()),
+            ..SessionState::default()
+        };
+        let rec = st.to_record().unwrap();
+        let json_len = u32::from_be_bytes([rec[1], rec[2], rec[3], rec[4]]) as usize;
+        let json = std::str::from_utf8(&rec[5..5 + json_len]).unwrap();
+        assert!(!json.contains("in_flight"), "{json}");
+        assert!(!json.contains("g-1-"), "{json}");
+        assert_eq!(SessionState::from_record(&rec).unwrap(), st);
+    }
+
+    #[test]
+    fn a_record_of_the_previous_framing_keeps_its_commands_in_flight_from_the_json() {
+        let mut json = br#"{"key":"k","client_session_id":"1","terminal":"t","subscriber":null,
+            "authenticated":true,"ver_dtd":"1.2","ver_proto":"SyncML/1.2","next_msg_id":2,
+            "client_max_msg_size":null,"client_max_obj_size":null,"phase":"ServerSync",
+            "stores":[],"in_flight":[["3","7",{"datastore":"contacts","guid":"g","revision":9}]]}"#
+            .to_vec();
+        let mut rec = vec![RECORD_FRAMED];
+        rec.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        rec.append(&mut json);
+        rec.extend_from_slice(b"reply");
+        let st = SessionState::from_record(&rec).unwrap();
+        assert_eq!(st.last_reply.as_deref(), Some(&b"reply"[..]));
+        assert_eq!(
+            st.in_flight,
+            vec![(
+                "3".to_string(),
+                "7".to_string(),
+                SentItem {
+                    datastore: "contacts".into(),
+                    guid: "g".into(),
+                    revision: 9
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_truncated_record_with_commands_in_flight_is_an_error_not_a_panic() {
+        let st = SessionState {
+            in_flight: in_flight(2),
+            ..SessionState::default()
+        };
+        let rec = st.to_record().unwrap();
+        // Every cut inside the framed parts (the reply is empty: nothing after them).
         for cut in 0..rec.len() {
             assert!(
                 SessionState::from_record(&rec[..cut]).is_err(),
