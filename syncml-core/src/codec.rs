@@ -117,7 +117,7 @@ pub fn encode_xml(msg: &SyncMl, opts: &xml::EncodeOptions) -> Result<Vec<u8>, En
     let mut opts = opts.clone();
     opts.version = msg.version();
     if opts.capacity_hint == 0 {
-        opts.capacity_hint = msg.encoded_size_hint();
+        opts.capacity_hint = msg.encoded_size_hint(true);
     }
     let mut enc = xml::Encoder::new(opts);
     msg.write(&mut enc);
@@ -127,7 +127,7 @@ pub fn encode_xml(msg: &SyncMl, opts: &xml::EncodeOptions) -> Result<Vec<u8>, En
 /// Encodes a message as WBXML (public ID from the message's `VerDTD`).
 pub fn encode_wbxml(msg: &SyncMl, mut opts: wbxml::EncodeOptions) -> Result<Vec<u8>, EncodeError> {
     if opts.capacity_hint == 0 {
-        opts.capacity_hint = msg.encoded_size_hint();
+        opts.capacity_hint = msg.encoded_size_hint(false);
     }
     let mut enc = wbxml::Encoder::for_syncml(msg.version(), opts);
     msg.write(&mut enc);

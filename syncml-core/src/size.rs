@@ -21,7 +21,7 @@
 
 use crate::codec::{encode_wbxml, encode_xml, EncodeError, Encoding};
 use crate::codes::StatusCode;
-use crate::model::{Command, Data, Item, Meta, SyncBody, SyncMl};
+use crate::model::{Command, Data, Item, Meta, Sync, SyncBody, SyncMl};
 use crate::tree::{Namespace, Sink};
 use crate::{wbxml, xml};
 
@@ -194,7 +194,6 @@ fn split_up_to(
         });
     }
     let mut meter = CommandMeter::new(template, encoding);
-    let mut measure = |cmd: &Command| -> Result<usize, SizeError> { Ok(meter.measure(cmd)?) };
     let room_full = max_msg_size - overhead;
     let mut messages: Vec<Vec<Command>> = Vec::new();
     let mut current: Vec<Command> = Vec::new();
@@ -210,75 +209,65 @@ fn split_up_to(
         let Some(cmd) = queue.pop_front() else {
             break;
         };
+        if let Command::Sync(mut sync) = cmd {
+            // As many of the Sync's commands as fit here, found by writing them one
+            // after the other (a long Sync is not encoded whole first).
+            let fit = meter.fit_sync(&sync, room)?;
+            if fit.commands == sync.commands.len() && fit.size <= room {
+                room -= fit.size;
+                current.push(Command::Sync(sync));
+                continue;
+            }
+            if fit.commands > 0 {
+                // Fill this message with them; the rest of the Sync opens the next.
+                let rest = Sync {
+                    cmd_id: sync.cmd_id.clone(),
+                    no_resp: sync.no_resp,
+                    cred: sync.cred.clone(),
+                    target: sync.target.clone(),
+                    source: sync.source.clone(),
+                    meta: sync.meta.clone(),
+                    number_of_changes: sync.number_of_changes,
+                    commands: sync.commands.split_off(fit.commands),
+                };
+                current.push(Command::Sync(sync));
+                messages.push(std::mem::take(&mut current));
+                room = room_full;
+                queue.push_front(Command::Sync(rest));
+                continue;
+            }
+            if current.is_empty() && room == room_full {
+                // Not even the Sync shell plus one command fits in an empty message.
+                let cmd_id = sync
+                    .commands
+                    .first()
+                    .map(|c| c.cmd_id().to_string())
+                    .unwrap_or_else(|| sync.cmd_id.clone());
+                return Err(SizeError::CommandTooLarge {
+                    cmd_id,
+                    needed: meter.measure(&Command::Sync(sync))?,
+                    room: room_full,
+                });
+            }
+            queue.push_front(Command::Sync(sync));
+            messages.push(std::mem::take(&mut current));
+            room = room_full;
+            continue;
+        }
         // A command whose payload alone exceeds the room cannot fit: skip encoding it
-        // whole (a long package's one big Sync would be encoded for every message).
+        // whole.
         let need = if payload_len(&cmd) > room {
             usize::MAX
         } else {
-            measure(&cmd)?
+            meter.measure(&cmd)?
         };
         if need <= room {
             room -= need;
             current.push(cmd);
             continue;
         }
-        if let Command::Sync(mut sync) = cmd {
-            let commands = std::mem::take(&mut sync.commands);
-            let shell = sync.clone();
-            sync.commands = commands;
-            let shell_need = measure(&Command::Sync(shell.clone()))?;
-            if shell_need < room && !sync.commands.is_empty() {
-                // Fill this message with as many of the Sync's commands as fit.
-                let mut part = shell.clone();
-                let mut left = room - shell_need;
-                let mut inner: std::collections::VecDeque<Command> = sync.commands.into();
-                while let Some(c) = inner.front() {
-                    let n = measure(c)?;
-                    if n > left {
-                        break;
-                    }
-                    left -= n;
-                    if let Some(c) = inner.pop_front() {
-                        part.commands.push(c);
-                    }
-                }
-                if !part.commands.is_empty() {
-                    current.push(Command::Sync(part));
-                    messages.push(std::mem::take(&mut current));
-                    room = room_full;
-                    let mut rest = shell;
-                    rest.commands = inner.into();
-                    queue.push_front(Command::Sync(rest));
-                    continue;
-                }
-                let mut whole = shell;
-                whole.commands = inner.into();
-                queue.push_front(Command::Sync(whole));
-            } else {
-                queue.push_front(Command::Sync(sync));
-            }
-            if current.is_empty() && room == room_full {
-                // Not even the Sync shell plus one command fits in an empty message.
-                let Some(Command::Sync(s)) = queue.pop_front() else {
-                    continue;
-                };
-                let cmd_id = s
-                    .commands
-                    .first()
-                    .map(|c| c.cmd_id().to_string())
-                    .unwrap_or_else(|| s.cmd_id.clone());
-                return Err(SizeError::CommandTooLarge {
-                    cmd_id,
-                    needed: measure(&Command::Sync(s))?,
-                    room: room_full,
-                });
-            }
-            messages.push(std::mem::take(&mut current));
-            room = room_full;
-            continue;
-        }
         let need = if need == usize::MAX {
-            measure(&cmd)?
+            meter.measure(&cmd)?
         } else {
             need
         };
@@ -363,6 +352,28 @@ impl CommandMeter {
         CommandMeter { enc }
     }
 
+    /// How many of `sync`'s commands (from the first) fit, inside the `Sync`, in `room`
+    /// bytes of a message body, and what that takes, the code-page allowance included.
+    /// The commands are written one after the other, as in the message (not each
+    /// measured alone), and writing stops at the first that does not fit: a long
+    /// `Sync` costs what fits of it.
+    pub fn fit_sync(&mut self, sync: &Sync, room: usize) -> Result<SyncFit, EncodeError> {
+        match &mut self.enc {
+            MeterEncoder::Xml(e) => {
+                let mark = e.mark();
+                let fit = fit_sync_in(e, sync, room, |e| e.written());
+                e.rewind(mark);
+                fit
+            }
+            MeterEncoder::Wbxml(e) => {
+                let mark = e.mark();
+                let fit = fit_sync_in(e, sync, room, |e| e.written());
+                e.rewind(mark);
+                fit
+            }
+        }
+    }
+
     /// The bytes `cmd` adds to a message body, the code-page allowance included.
     pub fn measure(&mut self, cmd: &Command) -> Result<usize, EncodeError> {
         let grown = match &mut self.enc {
@@ -389,6 +400,80 @@ impl CommandMeter {
             }
         };
         Ok(grown + 2)
+    }
+}
+
+/// What [`CommandMeter::fit_sync`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncFit {
+    /// How many of the `Sync`'s commands fit (all of them, or the first few).
+    pub commands: usize,
+    /// The bytes the `Sync` holding those commands takes (for none: the shell alone,
+    /// which may not fit either).
+    pub size: usize,
+}
+
+/// [`CommandMeter::fit_sync`] on one encoder, which the caller rewinds afterwards.
+fn fit_sync_in<E: Sink + ErrorOf>(
+    e: &mut E,
+    sync: &Sync,
+    room: usize,
+    written: impl Fn(&E) -> usize,
+) -> Result<SyncFit, EncodeError> {
+    let before = written(e);
+    sync.write_head(e);
+    let head = written(e) - before;
+    // What closing the Sync takes (`END`, or `</Sync>`), found on a copy of the head
+    // alone: the shell's size.
+    let close = {
+        let w = written(e);
+        e.end();
+        let c = written(e) - w;
+        if let Some(err) = e.err() {
+            return Err(err);
+        }
+        c
+    };
+    let shell = head + close + 2;
+    // Reopen: write the head again after the closed shell, and count from there.
+    let start = written(e);
+    sync.write_head(e);
+    let mut fit = SyncFit {
+        commands: 0,
+        size: shell,
+    };
+    for c in &sync.commands {
+        c.write(e);
+        if let Some(err) = e.err() {
+            return Err(err);
+        }
+        let size = written(e) - start + close + 2;
+        if size > room {
+            break;
+        }
+        fit = SyncFit {
+            commands: fit.commands + 1,
+            size,
+        };
+    }
+    e.end();
+    Ok(fit)
+}
+
+/// The first error an encoder met, for the meter.
+trait ErrorOf {
+    fn err(&self) -> Option<EncodeError>;
+}
+
+impl ErrorOf for xml::Encoder {
+    fn err(&self) -> Option<EncodeError> {
+        self.error().map(|e| EncodeError::from(e.clone()))
+    }
+}
+
+impl ErrorOf for wbxml::Encoder {
+    fn err(&self) -> Option<EncodeError> {
+        self.error().map(|e| EncodeError::from(e.clone()))
     }
 }
 

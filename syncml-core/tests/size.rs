@@ -256,3 +256,71 @@ fn an_unchunked_item_passes_through() {
         ChunkOutcome::Complete(item)
     );
 }
+
+/// LOB: a message holds as many of a long Sync's commands as fit: putting the next one
+/// in would take it over MaxMsgSize (the meter writes the commands one after the other,
+/// as the message does, so its count is tight).
+#[test]
+fn split_fills_each_message_before_opening_the_next() {
+    for enc in [Encoding::Wbxml, Encoding::Xml] {
+        let t = template();
+        let max = 20_000;
+        let parts = split_commands(&t, vec![sync_of(300)], max, enc).expect("split");
+        for i in 0..parts.len() - 1 {
+            let Some(Command::Sync(next)) = parts[i + 1].last() else {
+                panic!("{enc:?}: message {} holds no Sync", i + 1);
+            };
+            let mut fuller = parts[i].clone();
+            let Some(Command::Sync(s)) = fuller.last_mut() else {
+                panic!("{enc:?}: message {i} holds no Sync");
+            };
+            s.commands.push(next.commands[0].clone());
+            let len = encoded_len(&assemble(&t, fuller, i == 0), enc).expect("len");
+            assert!(
+                len > max,
+                "{enc:?}: message {i} had room for one more ({len} <= {max})"
+            );
+        }
+    }
+}
+
+/// What the meter says a Sync with its first commands takes is what it adds to a message
+/// (up to the code-page allowance of 2 bytes), and one more command would not fit.
+#[test]
+fn fit_sync_is_what_the_sync_adds_to_the_message() {
+    use syncml_core::size::CommandMeter;
+    for enc in [Encoding::Wbxml, Encoding::Xml] {
+        let t = template();
+        let base = encoded_len(&t, enc).expect("len");
+        let Command::Sync(sync) = sync_of(40) else {
+            panic!("not a Sync");
+        };
+        for room in [50, 2_000, 7_777, 1_000_000] {
+            let mut meter = CommandMeter::new(&t, enc);
+            let fit = meter.fit_sync(&sync, room).expect("fit");
+            let mut part = sync.clone();
+            part.commands.truncate(fit.commands);
+            let mut m = t.clone();
+            m.body.commands.push(Command::Sync(part.clone()));
+            let grown = encoded_len(&m, enc).expect("len") - base;
+            assert!(
+                fit.size >= grown && fit.size <= grown + 2,
+                "{enc:?} room {room}: meter {} for {} commands, message grew {grown}",
+                fit.size,
+                fit.commands
+            );
+            if fit.commands < sync.commands.len() {
+                part.commands.push(sync.commands[fit.commands].clone());
+                let mut m = t.clone();
+                m.body.commands.push(Command::Sync(part));
+                let more = encoded_len(&m, enc).expect("len") - base;
+                assert!(
+                    more + 2 > room,
+                    "{enc:?} room {room}: one more fits ({more})"
+                );
+            } else {
+                assert!(fit.size <= room || room == 50);
+            }
+        }
+    }
+}
