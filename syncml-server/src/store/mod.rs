@@ -328,6 +328,21 @@ pub trait Tx {
     ) -> Result<Vec<Option<i64>>, StoreError>;
     /// All live (non-deleted) items of the datastore, ordered by revision.
     fn items_list_live(&mut self, ds: DatastoreKey<'_>) -> Result<Vec<Item>, StoreError>;
+    /// What [`Tx::items_list_live`] lists, without the data: each item's GUID, content
+    /// type, revision and data length, ordered by revision. Backends answer it without
+    /// reading the data.
+    fn items_list_live_sizes(&mut self, ds: DatastoreKey<'_>) -> Result<Vec<ItemSize>, StoreError> {
+        Ok(self
+            .items_list_live(ds)?
+            .into_iter()
+            .map(|i| ItemSize {
+                size: i.data.len() as u64,
+                guid: i.guid,
+                content_type: i.content_type,
+                revision: i.revision,
+            })
+            .collect())
+    }
     /// Count and total bytes of the live items.
     fn items_stats(&mut self, ds: DatastoreKey<'_>) -> Result<ItemStats, StoreError>;
     /// The latest state of every item changed after revision `after`, once per GUID, ordered

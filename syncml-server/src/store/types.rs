@@ -318,6 +318,20 @@ pub struct Change {
     pub origin_terminal: Option<String>,
 }
 
+/// A live item without its data: what a package 4 needs to plan a download before it
+/// reads the items a message at a time ([`Tx::items_list_live_sizes`](super::Tx::items_list_live_sizes)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemSize {
+    /// The item's GUID.
+    pub guid: String,
+    /// MIME type of its data.
+    pub content_type: String,
+    /// Datastore revision of this version.
+    pub revision: i64,
+    /// Length of its data in bytes.
+    pub size: u64,
+}
+
 /// Live-item statistics of one datastore.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ItemStats {

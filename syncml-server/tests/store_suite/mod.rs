@@ -39,6 +39,7 @@ macro_rules! storage_suite {
             deletes_are_tombstones_with_history,
             items_get_reads_current_versions_of_many_items_at_once,
             items_at_revisions_returns_only_items_still_at_the_revision_asked,
+            live_item_sizes_list_what_the_live_items_hold_without_their_data,
             history_keeps_previous_versions,
             map_luid_guid_roundtrip_and_uniqueness,
             map_guids_for_luids_reads_many_pairs_at_once,
@@ -506,6 +507,72 @@ pub fn items_get_reads_current_versions_of_many_items_at_once(db: &dyn TestDb) {
     let mut want: Vec<String> = put.into_iter().map(|p| p.guid).collect();
     want.sort();
     assert_eq!(got, want);
+}
+
+/// A download is planned from the live items' sizes: the same items, in the same order
+/// (by revision), with the same GUIDs, types and revisions as the full listing, each
+/// with its data's length; tombstones and another subscriber's items are not listed.
+pub fn live_item_sizes_list_what_the_live_items_hold_without_their_data(db: &dyn TestDb) {
+    let store = fixture(db);
+    let ds = DatastoreKey::new(A, CONTACTS);
+    let other = DatastoreKey::new(B, CONTACTS);
+    let mut many: Vec<_> = (0..40)
+        .map(|n| vcard(&format!("size {}", "x".repeat(n * 7))))
+        .collect();
+    many.push(NewItem {
+        content_type: "image/jpeg".into(),
+        data: vec![0, 255, 1, 254, 0],
+        ..vcard("binary")
+    });
+    let put = store
+        .transaction(|tx| tx.items_put(ds, Some(TA1), &many, t(1)))
+        .unwrap();
+    store
+        .transaction(|tx| {
+            tx.items_put(other, Some(TB1), &[vcard("theirs")], t(1))?;
+            tx.items_put(
+                ds,
+                Some(TA2),
+                &[replace(&put[0].guid, "changed later")],
+                t(2),
+            )?;
+            tx.items_delete(ds, Some(TA2), std::slice::from_ref(&put[1].guid), t(2))
+        })
+        .unwrap();
+    let (live, sizes) = store
+        .read(|tx| Ok((tx.items_list_live(ds)?, tx.items_list_live_sizes(ds)?)))
+        .unwrap();
+    assert_eq!(
+        sizes.len(),
+        many.len() - 1,
+        "the deleted item is not listed"
+    );
+    let want: Vec<_> = live
+        .iter()
+        .map(|i| {
+            (
+                i.guid.clone(),
+                i.content_type.clone(),
+                i.revision,
+                i.data.len() as u64,
+            )
+        })
+        .collect();
+    let got: Vec<_> = sizes
+        .iter()
+        .map(|i| (i.guid.clone(), i.content_type.clone(), i.revision, i.size))
+        .collect();
+    assert_eq!(got, want);
+    assert!(
+        got.windows(2).all(|w| w[0].2 < w[1].2),
+        "ordered by revision"
+    );
+    assert_eq!(
+        got.last().map(|g| g.0.as_str()),
+        Some(put[0].guid.as_str()),
+        "changed last"
+    );
+    assert!(got.iter().any(|g| g.1 == "image/jpeg" && g.3 == 5));
 }
 
 /// What a stored package 4 reads back: of the (GUID, revision) pairs asked, the items still

@@ -20,9 +20,9 @@ use super::{is_retryable, map_pg_err};
 use crate::store::types::{lockout_next, validate_id};
 use crate::store::{
     AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey,
-    DeliveredItem, Item, ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber,
-    NewTerminal, PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord, StoreError,
-    Subscriber, SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
+    DeliveredItem, Item, ItemSize, ItemStats, LockoutKey, LockoutState, MapEntry, NewItem,
+    NewSubscriber, NewTerminal, PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord,
+    StoreError, Subscriber, SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
 };
 
 type Param<'p> = &'p (dyn ToSql + Sync);
@@ -1094,6 +1094,27 @@ impl Tx for PgTx<'_> {
             ),
             &[&ds.subscriber, &ds.datastore],
         )
+    }
+
+    fn items_list_live_sizes(&mut self, ds: DatastoreKey<'_>) -> Result<Vec<ItemSize>, StoreError> {
+        if nul(&[ds.subscriber, ds.datastore]) {
+            return Ok(Vec::new());
+        }
+        let rows = self.query(
+            "SELECT guid, content_type, revision, octet_length(data)::bigint FROM item
+             WHERE subscriber_id = $1 AND datastore = $2 AND NOT deleted ORDER BY revision",
+            &[&ds.subscriber, &ds.datastore],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(ItemSize {
+                    guid: col(r, 0)?,
+                    content_type: col(r, 1)?,
+                    revision: col(r, 2)?,
+                    size: count_to_u64(col(r, 3)?)?,
+                })
+            })
+            .collect()
     }
 
     fn items_stats(&mut self, ds: DatastoreKey<'_>) -> Result<ItemStats, StoreError> {

@@ -12,9 +12,9 @@ use super::map_err;
 use crate::store::types::{lockout_next, validate_id};
 use crate::store::{
     AuditEvent, AuditFilter, AuditRecord, Change, ChangeKind, DatastoreInfo, DatastoreKey,
-    DeliveredItem, Item, ItemStats, LockoutKey, LockoutState, MapEntry, NewItem, NewSubscriber,
-    NewTerminal, PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord, StoreError,
-    Subscriber, SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
+    DeliveredItem, Item, ItemSize, ItemStats, LockoutKey, LockoutState, MapEntry, NewItem,
+    NewSubscriber, NewTerminal, PendingCommand, PutResult, RegisteredBy, Secret, SessionRecord,
+    StoreError, Subscriber, SyncKey, SyncState, Terminal, Timestamp, Tx, MAX_SECURITY_LEVEL,
 };
 
 pub(super) struct SqliteTx<'c> {
@@ -987,6 +987,30 @@ impl Tx for SqliteTx<'_> {
             ),
             params![ds.subscriber, ds.datastore],
         )?;
+        items.sort_unstable_by_key(|i| i.revision);
+        Ok(items)
+    }
+
+    fn items_list_live_sizes(&mut self, ds: DatastoreKey<'_>) -> Result<Vec<ItemSize>, StoreError> {
+        // `octet_length` of a BLOB reads the record header, not the value.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT guid, content_type, revision, octet_length(data) FROM item
+                 WHERE subscriber_id = ?1 AND datastore = ?2 AND deleted = 0",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![ds.subscriber, ds.datastore], |r| {
+                Ok(ItemSize {
+                    guid: r.get(0)?,
+                    content_type: r.get(1)?,
+                    revision: r.get(2)?,
+                    size: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })
+            .map_err(map_err)?;
+        let mut items = rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?;
         items.sort_unstable_by_key(|i| i.revision);
         Ok(items)
     }
