@@ -2136,7 +2136,12 @@ impl Engine {
                         ds.written.iter().map(String::as_str).collect();
                     let mut gone = Vec::new();
                     let mut live = std::collections::HashSet::new();
-                    for it in tx.items_list_live(dsk)? {
+                    // Planned from the items' sizes: the data of most items is read only
+                    // when a message of package 4 sends them (`pending::rows`). Those
+                    // sent whole with their data now are read below, in one go.
+                    let mut plan = Planner::new(limit, max_obj, ds.summary.is_none());
+                    let mut now_built: Vec<(usize, Option<String>, String, i64)> = Vec::new();
+                    for it in tx.items_list_live_sizes(dsk)? {
                         if kept {
                             live.insert(it.guid.clone());
                         }
@@ -2148,9 +2153,8 @@ impl Engine {
                         match luid {
                             Some(l) if kept && ours.contains(it.guid.as_str()) => {
                                 let cid = ids.item(&ds.name, &it.guid, it.revision);
-                                let (ctype, data) =
-                                    out.prepare(&it.guid, &it.content_type, it.data);
-                                cmds.push(replace_cmd(cid, inc.encoding, l, &ctype, data));
+                                now_built.push((cmds.len(), Some(l.clone()), it.guid, it.revision));
+                                cmds.push(delete_cmd(cid, l));
                                 continue;
                             }
                             Some(_) if !kept || held.contains(it.guid.as_str()) => continue,
@@ -2160,9 +2164,57 @@ impl Engine {
                             Some(_) => gone.push(it.guid.clone()),
                             None => {}
                         }
-                        let cid = ids.item(&ds.name, &it.guid, it.revision);
-                        let (ctype, data) = out.prepare(&it.guid, &it.content_type, it.data);
-                        cmds.push(add_cmd(cid, inc.encoding, &it.guid, &ctype, data));
+                        match plan.estimate(&it, inc.encoding) {
+                            Some(size) => {
+                                let cid = ids.planned(&ds.name, &it.guid, it.revision, size);
+                                cmds.push(add_cmd(
+                                    cid,
+                                    inc.encoding,
+                                    &it.guid,
+                                    &it.content_type,
+                                    Vec::new(),
+                                ));
+                            }
+                            None => {
+                                let cid = ids.item(&ds.name, &it.guid, it.revision);
+                                now_built.push((cmds.len(), None, it.guid, it.revision));
+                                cmds.push(delete_cmd(cid, ""));
+                            }
+                        }
+                    }
+                    // The commands that go with their data now (replacing the stand-ins
+                    // above): Replaces of the client's copies, and items too large to
+                    // plan by size (chunked, or checked against MaxObjSize, below).
+                    if !now_built.is_empty() {
+                        let guids: Vec<String> =
+                            now_built.iter().map(|(_, _, g, _)| g.clone()).collect();
+                        let mut read: std::collections::HashMap<String, crate::store::Item> = tx
+                            .items_get(dsk, &guids)?
+                            .into_iter()
+                            .map(|i| (i.guid.clone(), i))
+                            .collect();
+                        // One snapshot: the items are as listed. Should one have changed
+                        // all the same, it is left out (its newer revision is above this
+                        // session's mark: the next session sends it).
+                        let mut changed = std::collections::HashSet::new();
+                        for (at, luid, guid, revision) in now_built {
+                            let cid = cmds[at].cmd_id().to_string();
+                            let Some(it) = read
+                                .remove(&guid)
+                                .filter(|i| i.revision == revision && !i.deleted)
+                            else {
+                                changed.insert(cid);
+                                continue;
+                            };
+                            let (ctype, data) = out.prepare(&guid, &it.content_type, it.data);
+                            cmds[at] = match luid {
+                                Some(l) => replace_cmd(cid, inc.encoding, &l, &ctype, data),
+                                None => add_cmd(cid, inc.encoding, &guid, &ctype, data),
+                            };
+                        }
+                        if !changed.is_empty() {
+                            cmds.retain(|c| !changed.contains(c.cmd_id()));
+                        }
                     }
                     if !gone.is_empty() {
                         debug!(datastore = %ds.name, items = gone.len(), "mapped items the client no longer holds go as Adds");
@@ -2240,12 +2292,28 @@ impl Engine {
         }
         st.phase = Phase::ServerSync;
         let mut syncs = self.chunk_large_items(st, inc, reply, syncs);
-        let items = pending::number(&mut syncs, &ids.items);
-        let (rest, _) = self.send_pkg4(st, inc, reply, syncs, &items)?;
-        // The rest waits in the store, one pending command each: each later message
-        // reads and removes only about what it sends.
+        let (items, planned) = pending::number(&mut syncs, |id| ids.get(id));
         tx.session_pending_clear(&st.key)?;
-        let unsent = pending::rows(rest, &items, st.chunk_sent.is_some())?;
+        let unsent = if planned.is_empty() {
+            let (rest, _) = self.send_pkg4(st, inc, reply, syncs, &items)?;
+            // The rest waits in the store, one pending command each: each later message
+            // reads and removes only about what it sends.
+            pending::rows(rest, &items, st.chunk_sent.is_some(), &planned)?
+        } else {
+            // Planned Adds hold no data: the whole package becomes rows, and this
+            // message sends the head of them as every later one does.
+            let mut all = pending::rows(syncs, &items, false, &planned)?;
+            let head = pending::head_len(&all, limit as u64);
+            let decoded = self.pending_commands(tx, st, terminal, &all[..head], inc.encoding)?;
+            let (_, sent) = self.send_pkg4(st, inc, reply, decoded.cmds, &decoded.items)?;
+            let done: std::collections::HashSet<i64> =
+                sent.iter().chain(&decoded.skipped).copied().collect();
+            let through = all[..head]
+                .iter()
+                .take_while(|r| done.contains(&r.seq))
+                .count();
+            all.split_off(through)
+        };
         if unsent.is_empty() {
             st.phase = Phase::Map;
         }
@@ -2310,9 +2378,11 @@ impl Engine {
             let mut cmds = syncml_core::decode(&b)
                 .map(|m| m.body.commands)
                 .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
-            let items = pending::number(&mut cmds, &std::mem::take(&mut st.pkg4_items));
+            let built = std::mem::take(&mut st.pkg4_items);
+            let (items, _) =
+                pending::number(&mut cmds, |id| built.get(id).map(|i| (i.clone(), None)));
             tx.session_pending_clear(&st.key)?;
-            let rows = pending::rows(cmds, &items, st.chunk_sent.is_some())?;
+            let rows = pending::rows(cmds, &items, st.chunk_sent.is_some(), &Default::default())?;
             tx.session_pending_put(&st.key, &rows)?;
         }
         let limit = msg_limit(st);
@@ -2388,18 +2458,28 @@ impl Engine {
             }
         }
         let sub = terminal.subscriber_id.as_str();
-        let mut current: std::collections::HashMap<(String, String), crate::store::Item> =
-            Default::default();
         // Only the versions the rows name: an item changed since is left out, and its row
         // skipped below.
+        let mut current: std::collections::HashMap<
+            &str,
+            std::collections::HashMap<String, crate::store::Item>,
+        > = Default::default();
         for (ds, guids) in &wanted {
-            for it in tx.items_at_revisions(DatastoreKey::new(sub, ds), guids)? {
-                current.insert((ds.to_string(), it.guid.clone()), it);
-            }
+            let items = tx.items_at_revisions(DatastoreKey::new(sub, ds), guids)?;
+            current.insert(ds, items.into_iter().map(|i| (i.guid.clone(), i)).collect());
         }
+        let store_of = |row: &PendingCommand| -> Result<&DsState, StoreError> {
+            let name = row.datastore.as_deref().unwrap_or_default();
+            st.stores.iter().find(|d| d.name == name).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "pending package 4: row {} of datastore {name} not in the session",
+                    row.seq
+                ))
+            })
+        };
         let mut outbound: std::collections::HashMap<String, outbound::Outbound> =
             Default::default();
-        pending::decode(head, |row| {
+        let rebuild = |row: &PendingCommand| {
             let (Some(name), Some(guid), Some(revision)) =
                 (&row.datastore, &row.guid, row.revision)
             else {
@@ -2408,13 +2488,11 @@ impl Engine {
                     row.seq
                 )));
             };
-            let Some(ds) = st.stores.iter().find(|d| &d.name == name) else {
-                return Err(StoreError::Corrupt(format!(
-                    "pending package 4: row {} of datastore {name} not in the session",
-                    row.seq
-                )));
-            };
-            let item = match current.remove(&(name.clone(), guid.clone())) {
+            let ds = store_of(row)?;
+            let found = current
+                .get_mut(name.as_str())
+                .and_then(|items| items.remove(guid.as_str()));
+            let item = match found {
                 Some(it) if !it.deleted && it.revision == revision => it,
                 other => {
                     debug!(
@@ -2426,23 +2504,30 @@ impl Engine {
                     return Ok(None);
                 }
             };
-            let out = outbound
-                .entry(name.clone())
-                .or_insert_with(|| outbound::Outbound::from_accepts(name, &ds.accepts));
+            let out = match outbound.get_mut(name.as_str()) {
+                Some(out) => out,
+                None => outbound
+                    .entry(name.clone())
+                    .or_insert_with(|| outbound::Outbound::from_accepts(name, &ds.accepts)),
+            };
             let (ctype, data) = out.prepare(guid, &item.content_type, item.data);
-            let mut cmds = vec![add_cmd(row.seq.to_string(), enc, guid, &ctype, data)];
+            let mut cmd = add_cmd(row.seq.to_string(), enc, guid, &ctype, data);
             if let Some(props) = &ds.summary {
-                summary::summarise(&mut cmds, props);
+                summary::summarise(std::slice::from_mut(&mut cmd), props);
             }
-            Ok(Some(Command::Sync(Sync {
+            Ok(Some(cmd))
+        };
+        let shell = |row: &PendingCommand| {
+            let ds = store_of(row)?;
+            Ok(Sync {
                 cmd_id: row.seq.to_string(),
                 target: Some(Target::new(ds.client_uri.clone())),
                 source: Some(Source::new(ds.server_uri.clone())),
                 number_of_changes: Some(ds.sent_changes),
-                commands: cmds,
                 ..Sync::default()
-            })))
-        })
+            })
+        };
+        pending::decode(head, rebuild, shell)
     }
 
     /// Sends as much of `cmds` (numbered by [`pending::number`]) as fits in the client's
@@ -2553,29 +2638,107 @@ enum LobStep {
     Handled,
 }
 
-/// CmdIDs of package 4 as it is built (renumbered when sent), and the item each
-/// command sends.
+/// CmdIDs for package 4 as it is built (1001, 1002, ...; [`pending::number`] gives the
+/// final ones), and what each command sends: the item, and for a planned Add (no data
+/// yet, see [`pending::rows`]) its estimated size. Indexed by CmdID, not keyed by text.
 #[derive(Default)]
 struct BuildIds {
-    next: u32,
-    items: std::collections::BTreeMap<String, SentItem>,
+    sent: Vec<Option<(SentItem, Option<i64>)>>,
 }
 
 impl BuildIds {
+    const FIRST: usize = 1001;
+
     fn plain(&mut self) -> String {
-        self.next += 1;
-        (1000 + self.next).to_string()
+        self.push(None)
+    }
+
+    fn push(&mut self, what: Option<(SentItem, Option<i64>)>) -> String {
+        let id = Self::FIRST + self.sent.len();
+        self.sent.push(what);
+        id.to_string()
     }
 
     fn item(&mut self, datastore: &str, guid: &str, revision: i64) -> String {
-        let id = self.plain();
+        self.sent_item(datastore, guid, revision, None)
+    }
+
+    /// The CmdID of an Add planned from its item's size, whose data is read when a
+    /// message sends it.
+    fn planned(&mut self, datastore: &str, guid: &str, revision: i64, size: i64) -> String {
+        self.sent_item(datastore, guid, revision, Some(size))
+    }
+
+    fn sent_item(
+        &mut self,
+        datastore: &str,
+        guid: &str,
+        revision: i64,
+        size: Option<i64>,
+    ) -> String {
         let item = SentItem {
             datastore: datastore.to_string(),
             guid: guid.to_string(),
             revision,
         };
-        self.items.insert(id.clone(), item);
-        id
+        self.push(Some((item, size)))
+    }
+
+    /// What the command built as `cmd_id` sends (the chunks of a large object all
+    /// send its item).
+    fn get(&self, cmd_id: &str) -> Option<(SentItem, Option<i64>)> {
+        let id: usize = cmd_id.parse().ok()?;
+        let at = id.checked_sub(Self::FIRST)?;
+        self.sent.get(at)?.clone()
+    }
+}
+
+/// Which Adds of a download are planned from their items' sizes (their data read only
+/// when a message sends them), and the sizes they are planned with.
+struct Planner {
+    /// Largest stored size planned without the data: a quarter of what a message or
+    /// object may hold, so that whatever the item becomes (converted to the client's
+    /// format, escaped in XML, Base64) it fits whole and unchunked, and within the
+    /// client's MaxObjSize. Larger items are read now, to be chunked or refused.
+    max_size: u64,
+    /// Items go whole (titles-first items are cut to their summary when built: those
+    /// are never planned).
+    whole_items: bool,
+    /// What an Add takes besides its data and GUID, per content type (WBXML, as
+    /// [`pending::rows`] measures).
+    base: std::collections::HashMap<String, i64>,
+    meter: Option<syncml_core::size::CommandMeter>,
+}
+
+impl Planner {
+    fn new(limit: usize, max_obj: Option<u64>, whole_items: bool) -> Planner {
+        let by_msg = (limit as u64).saturating_sub(2048) / 4;
+        let by_obj = max_obj.map_or(u64::MAX, |m| m / 4);
+        Planner {
+            whole_items,
+            max_size: by_msg.min(by_obj),
+            base: Default::default(),
+            meter: None,
+        }
+    }
+
+    /// The size to plan `it`'s Add with, or `None` when it is not planned.
+    fn estimate(&mut self, it: &crate::store::ItemSize, enc: Encoding) -> Option<i64> {
+        if !self.whole_items || it.size > self.max_size {
+            return None;
+        }
+        let base = match self.base.get(&it.content_type) {
+            Some(b) => *b,
+            None => {
+                let meter = self.meter.get_or_insert_with(pending::meter);
+                let empty = add_cmd("1001".into(), enc, "", &it.content_type, Vec::new());
+                let b = meter.measure(&empty).ok()?.saturating_sub(2) as i64;
+                self.base.insert(it.content_type.clone(), b);
+                b
+            }
+        };
+        // The GUID's and the data's bytes, and the data's length prefix (WBXML OPAQUE).
+        Some(base + it.guid.len() as i64 + it.size as i64 + 3)
     }
 }
 

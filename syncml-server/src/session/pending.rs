@@ -16,7 +16,7 @@
 //! went away in the meantime, its row is skipped: its newer revision is above the mark
 //! this session sets, so the next session sends what became of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use syncml_core::model::{Command, Sync, SyncBody, SyncHdr, SyncMl};
 use syncml_core::size::CommandMeter;
@@ -28,22 +28,30 @@ use crate::store::{PendingCommand, StoreError};
 
 /// Numbers package 4 as built: every command of every `Sync` gets the next `seq` as its
 /// CmdID, a `Sync` the `seq` of its first command (or the next one when it has none).
-/// `built` maps the CmdIDs as built to the items they send; returns them by `seq`.
+/// `built` answers, for a CmdID as built, the item the command sends and, for a planned
+/// Add (see [`rows`]), its estimated size; both are returned by `seq`.
 pub(super) fn number(
     cmds: &mut [Command],
-    built: &BTreeMap<String, SentItem>,
-) -> HashMap<i64, SentItem> {
+    mut built: impl FnMut(&str) -> Option<(SentItem, Option<i64>)>,
+) -> (HashMap<i64, SentItem>, HashMap<i64, i64>) {
     let mut items = HashMap::new();
+    let mut sizes = HashMap::new();
     let mut seq: i64 = 0;
+    let mut take = |seq: i64, c: &mut Command| {
+        if let Some((item, size)) = built(c.cmd_id()) {
+            items.insert(seq, item);
+            if let Some(size) = size {
+                sizes.insert(seq, size);
+            }
+        }
+        c.set_cmd_id(seq.to_string());
+    };
     for c in cmds.iter_mut() {
         match c {
             Command::Sync(sync) => {
                 let first = seq;
                 for inner in &mut sync.commands {
-                    if let Some(item) = built.get(inner.cmd_id()) {
-                        items.insert(seq, item.clone());
-                    }
-                    inner.set_cmd_id(seq.to_string());
+                    take(seq, inner);
                     seq += 1;
                 }
                 if sync.commands.is_empty() {
@@ -52,15 +60,12 @@ pub(super) fn number(
                 sync.cmd_id = first.to_string();
             }
             other => {
-                if let Some(item) = built.get(other.cmd_id()) {
-                    items.insert(seq, item.clone());
-                }
-                other.set_cmd_id(seq.to_string());
+                take(seq, other);
                 seq += 1;
             }
         }
     }
-    items
+    (items, sizes)
 }
 
 /// The `seq` a CmdID given by [`number`] stands for.
@@ -101,6 +106,24 @@ fn holder(cmd: Command) -> SyncMl {
     }
 }
 
+/// What a row's size is measured with: the command's bytes inside a message (WBXML).
+pub(super) fn meter() -> CommandMeter {
+    CommandMeter::new(&holder(Command::Sync(Sync::default())), Encoding::Wbxml)
+}
+
+/// How many of `rows` (from the first) make about a message's worth by their sizes: as
+/// many as [`crate::store::Tx::session_pending_head`] reads for `budget`.
+pub(super) fn head_len(rows: &[PendingCommand], budget: u64) -> usize {
+    let mut total: u64 = 0;
+    rows.iter()
+        .take_while(|r| {
+            let more = total < budget;
+            total = total.saturating_add(r.size.max(1) as u64);
+            more
+        })
+        .count()
+}
+
 fn encode(cmd: Command) -> Result<Vec<u8>, StoreError> {
     syncml_core::encode(&holder(cmd), Encoding::Wbxml)
         .map_err(|e| StoreError::Backend(format!("pending package 4: {e}")))
@@ -114,10 +137,15 @@ fn encode(cmd: Command) -> Result<Vec<u8>, StoreError> {
 /// module docs); chunks of a large object never do. `continues_chunk`: the message
 /// before `rest` ended with a chunk that has more to follow, so `rest` begins with the
 /// next chunk of that object.
+///
+/// `planned`: the `seq`s of *planned* Adds, with their estimated sizes. A download
+/// plans its Adds from the items' sizes without reading their data (the command holds
+/// no data yet); they become rows by reference of that size, unmeasured.
 pub(super) fn rows(
     rest: Vec<Command>,
     items: &HashMap<i64, SentItem>,
     continues_chunk: bool,
+    planned: &HashMap<i64, i64>,
 ) -> Result<Vec<PendingCommand>, StoreError> {
     let rows_needed = rest
         .iter()
@@ -129,7 +157,7 @@ pub(super) fn rows(
     let mut out = Vec::with_capacity(rows_needed);
     let bare = encode(Command::Sync(Sync::default()))?.len() as i64;
     // A row by reference stores no encoding, only its size: measured, not encoded.
-    let mut meter = CommandMeter::new(&holder(Command::Sync(Sync::default())), Encoding::Wbxml);
+    let mut meter = meter();
     let row = |seq: i64, data: Vec<u8>, size: i64| {
         let item = items.get(&seq);
         PendingCommand {
@@ -157,6 +185,11 @@ pub(super) fn rows(
                 let base = shell_only.len() as i64;
                 for cmd in inner {
                     let seq = seq_of(cmd.cmd_id())?;
+                    if let (Some(size), true) = (planned.get(&seq), items.contains_key(&seq)) {
+                        after_chunk = false;
+                        out.push(row(seq, Vec::new(), *size));
+                        continue;
+                    }
                     let more_data = cmd.items().first().is_some_and(|i| i.more_data);
                     let by_reference = !after_chunk
                         && !more_data
@@ -207,29 +240,44 @@ pub(super) struct Decoded {
     pub skipped: Vec<i64>,
 }
 
-/// The commands of `rows`. A row by reference is built again by `rebuild` (a `Sync`
-/// shell holding the `Add`, CmdIDs as [`number`] gave them), or skipped when it
-/// answers `None`.
+/// The commands of `rows`. A row by reference is built again by `rebuild` (the `Add`,
+/// CmdID as [`number`] gave it), or skipped when it answers `None`; `shell` gives the
+/// `Sync` it goes in (without commands). Consecutive rows of one datastore share one
+/// `Sync`.
 pub(super) fn decode(
     rows: &[PendingCommand],
     mut rebuild: impl FnMut(&PendingCommand) -> Result<Option<Command>, StoreError>,
+    mut shell: impl FnMut(&PendingCommand) -> Result<Sync, StoreError>,
 ) -> Result<Decoded, StoreError> {
-    let mut cmds: Vec<Command> = Vec::with_capacity(rows.len());
-    let mut items = HashMap::new();
+    let mut cmds: Vec<Command> = Vec::new();
+    let mut items = HashMap::with_capacity(rows.len());
     let mut skipped = Vec::new();
+    // The datastore of the Sync that the last rebuilt row went into, while it is the
+    // last command.
+    let mut open: Option<&str> = None;
     for r in rows {
         if is_reference(r) {
-            match rebuild(r)? {
-                Some(cmd) => cmds.push(cmd),
-                None => {
-                    skipped.push(r.seq);
-                    continue;
+            let Some(cmd) = rebuild(r)? else {
+                skipped.push(r.seq);
+                continue;
+            };
+            match (cmds.last_mut(), open) {
+                (Some(Command::Sync(sync)), Some(ds)) if r.datastore.as_deref() == Some(ds) => {
+                    sync.commands.push(cmd)
+                }
+                _ => {
+                    let mut sync = shell(r)?;
+                    sync.commands.reserve(rows.len());
+                    sync.commands.push(cmd);
+                    cmds.push(Command::Sync(sync));
+                    open = r.datastore.as_deref();
                 }
             }
         } else {
             let msg = syncml_core::decode(&r.data)
                 .map_err(|e| StoreError::Corrupt(format!("pending package 4: {e}")))?;
             cmds.extend(msg.body.commands);
+            open = None;
         }
         if let (Some(datastore), Some(guid), Some(revision)) = (&r.datastore, &r.guid, r.revision) {
             items.insert(
@@ -309,7 +357,13 @@ mod tests {
                 (i, item)
             })
             .collect();
-        let rows = rows(vec![Command::Sync(sync.clone())], &items, false).expect("rows");
+        let rows = rows(
+            vec![Command::Sync(sync.clone())],
+            &items,
+            false,
+            &HashMap::new(),
+        )
+        .expect("rows");
         assert_eq!(rows.len(), 3);
         let mut shell = sync.clone();
         shell.commands.clear();
