@@ -672,7 +672,14 @@ impl TreeBuild {
             _ => el,
         };
         match self.stack.last_mut() {
-            Some(parent) => parent.children.push(Node::Element(el)),
+            Some(parent) => {
+                if parent.children.capacity() == 0 {
+                    parent
+                        .children
+                        .reserve_exact(crate::tree::children_capacity(&parent.name));
+                }
+                parent.children.push(Node::Element(el))
+            }
             None => self.root = Some(el),
         }
     }

@@ -411,7 +411,13 @@ fn close(
         _ => el,
     };
     match stack.last_mut() {
-        Some(parent) => parent.el.children.push(Node::Element(el)),
+        Some(parent) => {
+            let children = &mut parent.el.children;
+            if children.capacity() == 0 {
+                children.reserve_exact(crate::tree::children_capacity(&parent.el.name));
+            }
+            children.push(Node::Element(el))
+        }
         None => *root = Some(el),
     }
 }
