@@ -727,7 +727,11 @@ fn a_download_mixes_planned_items_and_items_read_at_once(encoding: Encoding) {
     c.max_msg_size = 4_096;
     init(&mut c);
     let got = receive_pkg4(&mut c);
-    assert!(got.biggest <= 4_096, "messages within MaxMsgSize: {}", got.biggest);
+    assert!(
+        got.biggest <= 4_096,
+        "messages within MaxMsgSize: {}",
+        got.biggest
+    );
     assert_eq!(got.announced, sizes.len() as u32);
     let mut want = data.clone();
     want.sort();
