@@ -253,7 +253,7 @@ pub enum RecordError {
 impl SessionState {
     /// The stored form of the state: `2`, the length of the JSON state (u32, big
     /// endian), the JSON state, the length of the commands in flight (u32) and their
-    /// binary form ([`write_flight`]), then `last_reply` as raw bytes. The reply (up to
+    /// binary form (see `write_flight`), then `last_reply` as raw bytes. The reply (up to
     /// the client's MaxMsgSize) and the commands in flight (one per item of a download
     /// message) stay out of the JSON: no base64, no JSON strings of them on every
     /// message.
