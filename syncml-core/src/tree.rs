@@ -209,25 +209,22 @@ impl Element {
     }
 }
 
-/// Appends `node` to `children`. A first child that is character data gets room for
-/// itself alone: most elements are leaves holding one text, and a vector's first
-/// allocation otherwise takes room for four nodes (hundreds of bytes per leaf).
-pub(crate) fn push_child(children: &mut Vec<Node>, node: Node) {
-    if children.capacity() == 0 && !matches!(node, Node::Element(_)) {
-        children.reserve_exact(1);
+/// Appends `node` to `parent`'s children, giving a vector that is still empty room for
+/// what usually follows: a leaf's one text node alone (a vector's first allocation
+/// otherwise takes room for four nodes, hundreds of bytes per leaf), and for child
+/// elements as many as the element usually has (a `Status` seven or so: with four it
+/// would be moved once per status, thousands of times in a message of statuses).
+pub(crate) fn push_child(parent: &mut Element, node: Node) {
+    if parent.children.capacity() == 0 {
+        let room = match (&node, parent.name.as_ref()) {
+            (Node::Element(_), "Status" | "SyncHdr") => 8,
+            (Node::Element(_), "MapItem" | "Source" | "Target") => 2,
+            (Node::Element(_), _) => 4,
+            _ => 1,
+        };
+        parent.children.reserve_exact(room);
     }
-    children.push(node);
-}
-
-/// Room for child elements to give an element when its first child element arrives: a
-/// `Status` has seven or so (a vector's first allocation holds four, so it would be moved
-/// once per status, thousands of times in a message of statuses), a `MapItem` two.
-pub(crate) fn children_capacity(name: &str) -> usize {
-    match name {
-        "Status" | "SyncHdr" => 8,
-        "MapItem" | "Source" | "Target" => 2,
-        _ => 4,
-    }
+    parent.children.push(node);
 }
 
 /// A whole document: the root element plus what the encoding's header said.
@@ -313,18 +310,18 @@ impl Sink for TreeBuilder {
     }
     fn text(&mut self, text: &str) {
         if let Some(top) = self.stack.last_mut() {
-            push_child(&mut top.children, Node::Text(text.to_string()));
+            push_child(top, Node::Text(text.to_string()));
         }
     }
     fn opaque(&mut self, bytes: &[u8]) {
         if let Some(top) = self.stack.last_mut() {
-            push_child(&mut top.children, Node::Opaque(bytes.to_vec()));
+            push_child(top, Node::Opaque(bytes.to_vec()));
         }
     }
     fn end(&mut self) {
         if let Some(el) = self.stack.pop() {
             match self.stack.last_mut() {
-                Some(parent) => parent.children.push(Node::Element(el)),
+                Some(parent) => push_child(parent, Node::Element(el)),
                 None => self.done = Some(el),
             }
         }

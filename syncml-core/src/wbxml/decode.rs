@@ -672,14 +672,7 @@ impl TreeBuild {
             _ => el,
         };
         match self.stack.last_mut() {
-            Some(parent) => {
-                if parent.children.capacity() == 0 {
-                    parent
-                        .children
-                        .reserve_exact(crate::tree::children_capacity(&parent.name));
-                }
-                parent.children.push(Node::Element(el))
-            }
+            Some(parent) => push_child(parent, Node::Element(el)),
             None => self.root = Some(el),
         }
     }
@@ -713,7 +706,7 @@ impl Build for TreeBuild {
     }
     fn opaque(&mut self, bytes: &[u8]) {
         if let Some(top) = self.stack.last_mut() {
-            push_child(&mut top.children, Node::Opaque(bytes.to_vec()));
+            push_child(top, Node::Opaque(bytes.to_vec()));
         }
     }
     fn element(&mut self, el: Element) {
@@ -766,7 +759,7 @@ fn push_text(parent: &mut Element, s: &str) {
     if let Some(Node::Text(t)) = parent.children.last_mut() {
         t.push_str(s);
     } else {
-        push_child(&mut parent.children, Node::Text(s.to_string()));
+        push_child(parent, Node::Text(s.to_string()));
     }
 }
 

@@ -355,7 +355,7 @@ fn decode_tree(
                 }
             }
             Event::CData(c) => match stack.last_mut() {
-                Some(f) => push_child(&mut f.el.children, Node::Opaque(c.as_bytes().to_vec())),
+                Some(f) => push_child(&mut f.el, Node::Opaque(c.as_bytes().to_vec())),
                 None => return Err(DecodeError::TrailingData { at }),
             },
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
@@ -385,7 +385,7 @@ fn push_text(el: &mut Element, s: &str) {
     if let Some(Node::Text(t)) = el.children.last_mut() {
         t.push_str(s);
     } else {
-        push_child(&mut el.children, Node::Text(s.to_string()));
+        push_child(el, Node::Text(s.to_string()));
     }
 }
 
@@ -411,13 +411,7 @@ fn close(
         _ => el,
     };
     match stack.last_mut() {
-        Some(parent) => {
-            let children = &mut parent.el.children;
-            if children.capacity() == 0 {
-                children.reserve_exact(crate::tree::children_capacity(&parent.el.name));
-            }
-            children.push(Node::Element(el))
-        }
+        Some(parent) => push_child(&mut parent.el, Node::Element(el)),
         None => *root = Some(el),
     }
 }
