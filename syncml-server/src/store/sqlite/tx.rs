@@ -291,7 +291,30 @@ fn distinct(keys: &[String]) -> Vec<&str> {
 }
 
 /// Runs `{sql} IN (?, ...)` over runs of the distinct `keys` ([`batch_runs`]), `prefix`
-/// bound before them; every row, mapped by `f`.
+/// bound before them, handing `each` every statement and its values.
+fn in_runs(
+    conn: &Connection,
+    sql: &str,
+    prefix: &[&dyn rusqlite::ToSql],
+    keys: &[String],
+    mut each: impl FnMut(
+        &mut rusqlite::CachedStatement<'_>,
+        &[&dyn rusqlite::ToSql],
+    ) -> rusqlite::Result<()>,
+) -> Result<(), StoreError> {
+    for run in batch_runs(&distinct(keys)) {
+        let mut stmt = conn
+            .prepare_cached(&format!("{sql} IN ({})", placeholders(run.len())))
+            .map_err(map_err)?;
+        let mut values = prefix.to_vec();
+        values.extend(run.iter().map(|k| k as &dyn rusqlite::ToSql));
+        each(&mut stmt, &values).map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Every row of the query `{sql} IN (...)` over the distinct `keys` ([`in_runs`]),
+/// mapped by `f`.
 fn query_in<T>(
     conn: &Connection,
     sql: &str,
@@ -299,24 +322,19 @@ fn query_in<T>(
     keys: &[String],
     mut f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
-    let keys = distinct(keys);
     let mut out = Vec::with_capacity(keys.len());
-    for run in batch_runs(&keys) {
-        let mut stmt = conn
-            .prepare_cached(&format!("{sql} IN ({})", placeholders(run.len())))
-            .map_err(map_err)?;
-        let mut values = prefix.to_vec();
-        values.extend(run.iter().map(|k| k as &dyn rusqlite::ToSql));
-        let mut rows = stmt.query(values.as_slice()).map_err(map_err)?;
-        while let Some(r) = rows.next().map_err(map_err)? {
-            out.push(f(r).map_err(map_err)?);
+    in_runs(conn, sql, prefix, keys, |stmt, values| {
+        let mut rows = stmt.query(values)?;
+        while let Some(r) = rows.next()? {
+            out.push(f(r)?);
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
-/// Runs the change `{sql} IN (?, ...)` over runs of the distinct `keys`, `prefix` bound
-/// before them; the number of rows changed.
+/// Runs the change `{sql} IN (...)` over the distinct `keys` ([`in_runs`]); the number
+/// of rows changed.
 fn execute_in(
     conn: &Connection,
     sql: &str,
@@ -324,14 +342,10 @@ fn execute_in(
     keys: &[String],
 ) -> Result<usize, StoreError> {
     let mut n = 0;
-    for run in batch_runs(&distinct(keys)) {
-        let mut stmt = conn
-            .prepare_cached(&format!("{sql} IN ({})", placeholders(run.len())))
-            .map_err(map_err)?;
-        let mut values = prefix.to_vec();
-        values.extend(run.iter().map(|k| k as &dyn rusqlite::ToSql));
-        n += stmt.execute(values.as_slice()).map_err(map_err)?;
-    }
+    in_runs(conn, sql, prefix, keys, |stmt, values| {
+        n += stmt.execute(values)?;
+        Ok(())
+    })?;
     Ok(n)
 }
 
