@@ -17,6 +17,7 @@
 //! - [`registration`]: the registration API for handsets and shops (FIG. 8, 18-19).
 #![deny(missing_docs)]
 
+mod binform;
 pub mod datastores;
 pub mod http;
 pub mod metrics;

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::binform::{put_bytes, Malformed, Reader};
+
 /// Where the session is in the OMA DS package sequence (server view).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Phase {
@@ -253,23 +255,20 @@ pub enum RecordError {
 impl SessionState {
     /// The stored form of the state: `2`, the length of the JSON state (u32, big
     /// endian), the JSON state, the length of the commands in flight (u32) and their
-    /// binary form (see `write_flight`), then `last_reply` as raw bytes. The reply (up to
+    /// binary form (MsgID, CmdID, datastore and GUID behind their lengths, the revision;
+    /// big endian), then `last_reply` as raw bytes. The reply (up to
     /// the client's MaxMsgSize) and the commands in flight (one per item of a download
     /// message) stay out of the JSON: no base64, no JSON strings of them on every
     /// message.
     pub fn to_record(&self) -> Result<Vec<u8>, RecordError> {
         let json = serde_json::to_vec(self)?;
-        let len = u32::try_from(json.len()).map_err(|_| RecordError::TooLarge(json.len()))?;
         let reply = self.last_reply.as_deref().unwrap_or_default();
         let mut flight = Vec::new();
         write_flight(&mut flight, &self.in_flight)?;
-        let flen = u32::try_from(flight.len()).map_err(|_| RecordError::TooLarge(flight.len()))?;
         let mut out = Vec::with_capacity(9 + json.len() + flight.len() + reply.len());
         out.push(RECORD_FRAMED_FLIGHT);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&json);
-        out.extend_from_slice(&flen.to_be_bytes());
-        out.extend_from_slice(&flight);
+        put_bytes(&mut out, &json)?;
+        put_bytes(&mut out, &flight)?;
         out.extend_from_slice(reply);
         Ok(out)
     }
@@ -281,16 +280,12 @@ impl SessionState {
             Some((&k, rest)) if k == RECORD_FRAMED || k == RECORD_FRAMED_FLIGHT => (k, rest),
             _ => return Ok(serde_json::from_slice(bytes)?),
         };
-        let (json, rest) = take_framed(rest)?;
-        let mut st: SessionState = serde_json::from_slice(json)?;
-        let reply = if kind == RECORD_FRAMED_FLIGHT {
-            let (flight, reply) = take_framed(rest)?;
-            st.in_flight = read_flight(flight)?;
-            reply
-        } else {
-            rest
-        };
-        st.last_reply = (!reply.is_empty()).then(|| reply.to_vec());
+        let mut r = Reader(rest);
+        let mut st: SessionState = serde_json::from_slice(r.bytes()?)?;
+        if kind == RECORD_FRAMED_FLIGHT {
+            st.in_flight = read_flight(r.bytes()?)?;
+        }
+        st.last_reply = (!r.is_empty()).then(|| r.0.to_vec());
         Ok(st)
     }
 
@@ -300,16 +295,14 @@ impl SessionState {
     }
 }
 
-/// A part preceded by its length (u32, big endian), and what follows it.
-fn take_framed(bytes: &[u8]) -> Result<(&[u8], &[u8]), RecordError> {
-    let (len, rest) = bytes
-        .split_first_chunk::<4>()
-        .ok_or(RecordError::Truncated)?;
-    let len = u32::from_be_bytes(*len) as usize;
-    if rest.len() < len {
-        return Err(RecordError::Truncated);
+impl From<Malformed> for RecordError {
+    fn from(e: Malformed) -> RecordError {
+        match e {
+            Malformed::NotUtf8 => RecordError::NotUtf8,
+            Malformed::TooLong(n) => RecordError::TooLarge(n),
+            Malformed::Truncated | Malformed::Flag => RecordError::Truncated,
+        }
     }
-    Ok(rest.split_at(len))
 }
 
 /// The commands in flight, one after the other: MsgID, CmdID, datastore and GUID (each
@@ -320,32 +313,22 @@ fn write_flight(
 ) -> Result<(), RecordError> {
     for (msg, cmd, item) in flight {
         for text in [msg, cmd, &item.datastore, &item.guid] {
-            let n = u32::try_from(text.len()).map_err(|_| RecordError::TooLarge(text.len()))?;
-            out.extend_from_slice(&n.to_be_bytes());
-            out.extend_from_slice(text.as_bytes());
+            put_bytes(out, text.as_bytes())?;
         }
         out.extend_from_slice(&item.revision.to_be_bytes());
     }
     Ok(())
 }
 
-fn read_flight(mut bytes: &[u8]) -> Result<Vec<(String, String, SentItem)>, RecordError> {
-    fn text(bytes: &mut &[u8]) -> Result<String, RecordError> {
-        let (t, rest) = take_framed(bytes)?;
-        *bytes = rest;
-        String::from_utf8(t.to_vec()).map_err(|_| RecordError::NotUtf8)
-    }
+fn read_flight(bytes: &[u8]) -> Result<Vec<(String, String, SentItem)>, RecordError> {
+    let mut r = Reader(bytes);
     let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let msg = text(&mut bytes)?;
-        let cmd = text(&mut bytes)?;
-        let datastore = text(&mut bytes)?;
-        let guid = text(&mut bytes)?;
-        let (rev, rest) = bytes
-            .split_first_chunk::<8>()
-            .ok_or(RecordError::Truncated)?;
-        bytes = rest;
-        let revision = i64::from_be_bytes(*rev);
+    while !r.is_empty() {
+        let msg = r.string()?;
+        let cmd = r.string()?;
+        let datastore = r.string()?;
+        let guid = r.string()?;
+        let revision = r.i64()?;
         out.push((
             msg,
             cmd,

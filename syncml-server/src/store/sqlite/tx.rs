@@ -1534,7 +1534,7 @@ impl Tx for SqliteTx<'_> {
             .map_err(map_err)?;
         for chunk in pending_chunks(&sorted) {
             let (first, last) = (chunk[0].seq, chunk[chunk.len() - 1].seq);
-            let data = pending_chunk::encode(chunk.iter().copied());
+            let data = pending_chunk::encode(chunk.iter().copied())?;
             stmt.execute(params![session_key, first, last, chunk.len() as i64, data])
                 .map_err(map_err)?;
         }
@@ -1628,7 +1628,7 @@ impl Tx for SqliteTx<'_> {
                         a.seq,
                         b.seq,
                         rest.len() as i64,
-                        pending_chunk::encode(rest.iter())
+                        pending_chunk::encode(rest.iter())?
                     ],
                 )?;
             }
@@ -1870,9 +1870,12 @@ fn pending_chunks<'a, 'c>(
 /// `guid` each behind a presence byte (0 or 1; a revision 8 bytes, a string a 4-byte
 /// length and its UTF-8), then `data` behind a 4-byte length.
 mod pending_chunk {
+    use crate::binform::{put_bytes, Malformed, Reader};
     use crate::store::{PendingCommand, StoreError};
 
-    pub(super) fn encode<'a>(commands: impl Iterator<Item = &'a PendingCommand>) -> Vec<u8> {
+    pub(super) fn encode<'a>(
+        commands: impl Iterator<Item = &'a PendingCommand>,
+    ) -> Result<Vec<u8>, StoreError> {
         let mut out = Vec::new();
         for c in commands {
             out.extend_from_slice(&c.seq.to_be_bytes());
@@ -1888,83 +1891,48 @@ mod pending_chunk {
                 match s {
                     Some(s) => {
                         out.push(1);
-                        bytes(&mut out, s.as_bytes());
+                        put_bytes(&mut out, s.as_bytes()).map_err(invalid)?;
                     }
                     None => out.push(0),
                 }
             }
-            bytes(&mut out, &c.data);
-        }
-        out
-    }
-
-    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-        // Commands are bounded by MaxMsgSize / MaxObjSize, far below 4 GiB.
-        let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&b[..len as usize]);
-    }
-
-    pub(super) fn decode(mut b: &[u8]) -> Result<Vec<PendingCommand>, StoreError> {
-        let mut out = Vec::new();
-        while !b.is_empty() {
-            let seq = i64::from_be_bytes(take(&mut b)?);
-            let size = i64::from_be_bytes(take(&mut b)?);
-            let revision = match flag(&mut b)? {
-                true => Some(i64::from_be_bytes(take(&mut b)?)),
-                false => None,
-            };
-            let datastore = string(&mut b)?;
-            let guid = string(&mut b)?;
-            let data = slice(&mut b)?.to_vec();
-            out.push(PendingCommand {
-                seq,
-                size,
-                datastore,
-                guid,
-                revision,
-                data,
-            });
+            put_bytes(&mut out, &c.data).map_err(invalid)?;
         }
         Ok(out)
     }
 
-    fn corrupt() -> StoreError {
-        StoreError::Corrupt("a chunk of pending commands is truncated or malformed".into())
-    }
-
-    fn take<const N: usize>(b: &mut &[u8]) -> Result<[u8; N], StoreError> {
-        let (head, rest) = b.split_first_chunk::<N>().ok_or_else(corrupt)?;
-        *b = rest;
-        Ok(*head)
-    }
-
-    fn flag(b: &mut &[u8]) -> Result<bool, StoreError> {
-        match take::<1>(b)? {
-            [0] => Ok(false),
-            [1] => Ok(true),
-            _ => Err(corrupt()),
+    pub(super) fn decode(b: &[u8]) -> Result<Vec<PendingCommand>, StoreError> {
+        let mut r = Reader(b);
+        let mut out = Vec::new();
+        while !r.is_empty() {
+            out.push(command(&mut r).map_err(corrupt)?);
         }
+        Ok(out)
     }
 
-    fn slice<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
-        let len = u32::from_be_bytes(take(b)?) as usize;
-        if b.len() < len {
-            return Err(corrupt());
-        }
-        let (head, rest) = b.split_at(len);
-        *b = rest;
-        Ok(head)
+    fn command(r: &mut Reader<'_>) -> Result<PendingCommand, Malformed> {
+        let seq = r.i64()?;
+        let size = r.i64()?;
+        let revision = if r.flag()? { Some(r.i64()?) } else { None };
+        let datastore = if r.flag()? { Some(r.string()?) } else { None };
+        let guid = if r.flag()? { Some(r.string()?) } else { None };
+        let data = r.bytes()?.to_vec();
+        Ok(PendingCommand {
+            seq,
+            size,
+            datastore,
+            guid,
+            revision,
+            data,
+        })
     }
 
-    fn string(b: &mut &[u8]) -> Result<Option<String>, StoreError> {
-        if !flag(b)? {
-            return Ok(None);
-        }
-        let s = slice(b)?;
-        String::from_utf8(s.to_vec())
-            .map(Some)
-            .map_err(|_| corrupt())
+    fn corrupt(e: Malformed) -> StoreError {
+        StoreError::Corrupt(format!("a chunk of pending commands: {e}"))
+    }
+
+    fn invalid(e: Malformed) -> StoreError {
+        StoreError::InvalidInput(format!("a pending command: {e}"))
     }
 
     #[cfg(test)]
@@ -1989,15 +1957,15 @@ mod pending_chunk {
         #[test]
         fn a_chunk_of_pending_commands_reads_back_as_written() {
             let commands: Vec<_> = (0..64).map(|s| command(s, s % 3 != 0)).collect();
-            let bytes = encode(commands.iter());
+            let bytes = encode(commands.iter()).unwrap();
             assert_eq!(decode(&bytes).unwrap(), commands);
             assert_eq!(decode(&[]).unwrap(), vec![]);
         }
 
         #[test]
         fn a_truncated_or_malformed_chunk_is_corrupt_not_a_panic() {
-            let bytes = encode([command(1, true), command(2, false)].iter());
-            let first = encode([command(1, true)].iter()).len();
+            let bytes = encode([command(1, true), command(2, false)].iter()).unwrap();
+            let first = encode([command(1, true)].iter()).unwrap().len();
             for cut in (1..bytes.len()).filter(|&c| c != first) {
                 assert!(
                     matches!(decode(&bytes[..cut]), Err(StoreError::Corrupt(_))),
