@@ -2137,10 +2137,19 @@ impl Engine {
                     let mut gone = Vec::new();
                     let mut live = std::collections::HashSet::new();
                     // Planned from the items' sizes: the data of most items is read only
-                    // when a message of package 4 sends them (`pending::rows`). Those
-                    // sent whole with their data now are read below, in one go.
+                    // when a message of package 4 sends them (`pending::rows`).
                     let mut plan = Planner::new(limit, max_obj, ds.summary.is_none());
-                    let mut now_built: Vec<(usize, Option<String>, String, i64)> = Vec::new();
+                    // In package order: a planned Add, or an item whose command goes
+                    // with its data now (a Replace of the client's copy, to its LUID; an
+                    // item too large to plan, chunked or checked against MaxObjSize
+                    // below), read in one go after the listing.
+                    enum Slot {
+                        /// CmdID, GUID, content type.
+                        Planned(String, String, String),
+                        /// CmdID, the client's LUID for a Replace, GUID, revision.
+                        Now(String, Option<String>, String, i64),
+                    }
+                    let mut slots = Vec::new();
                     for it in tx.items_list_live_sizes(dsk)? {
                         if kept {
                             live.insert(it.guid.clone());
@@ -2153,8 +2162,7 @@ impl Engine {
                         match luid {
                             Some(l) if kept && ours.contains(it.guid.as_str()) => {
                                 let cid = ids.item(&ds.name, &it.guid, it.revision);
-                                now_built.push((cmds.len(), Some(l.clone()), it.guid, it.revision));
-                                cmds.push(delete_cmd(cid, l));
+                                slots.push(Slot::Now(cid, Some(l.clone()), it.guid, it.revision));
                                 continue;
                             }
                             Some(_) if !kept || held.contains(it.guid.as_str()) => continue,
@@ -2164,56 +2172,54 @@ impl Engine {
                             Some(_) => gone.push(it.guid.clone()),
                             None => {}
                         }
-                        match plan.estimate(&it, inc.encoding) {
+                        slots.push(match plan.estimate(&it, inc.encoding) {
                             Some(size) => {
                                 let cid = ids.planned(&ds.name, &it.guid, it.revision, size);
-                                cmds.push(add_cmd(
-                                    cid,
-                                    inc.encoding,
-                                    &it.guid,
-                                    &it.content_type,
-                                    Vec::new(),
-                                ));
+                                Slot::Planned(cid, it.guid, it.content_type)
                             }
                             None => {
                                 let cid = ids.item(&ds.name, &it.guid, it.revision);
-                                now_built.push((cmds.len(), None, it.guid, it.revision));
-                                cmds.push(delete_cmd(cid, ""));
+                                Slot::Now(cid, None, it.guid, it.revision)
                             }
-                        }
+                        });
                     }
-                    // The commands that go with their data now (replacing the stand-ins
-                    // above): Replaces of the client's copies, and items too large to
-                    // plan by size (chunked, or checked against MaxObjSize, below).
-                    if !now_built.is_empty() {
-                        let guids: Vec<String> =
-                            now_built.iter().map(|(_, _, g, _)| g.clone()).collect();
-                        let mut read: std::collections::HashMap<String, crate::store::Item> = tx
-                            .items_get(dsk, &guids)?
-                            .into_iter()
-                            .map(|i| (i.guid.clone(), i))
-                            .collect();
-                        // One snapshot: the items are as listed. Should one have changed
-                        // all the same, it is left out (its newer revision is above this
-                        // session's mark: the next session sends it).
-                        let mut changed = std::collections::HashSet::new();
-                        for (at, luid, guid, revision) in now_built {
-                            let cid = cmds[at].cmd_id().to_string();
-                            let Some(it) = read
-                                .remove(&guid)
-                                .filter(|i| i.revision == revision && !i.deleted)
-                            else {
-                                changed.insert(cid);
-                                continue;
-                            };
-                            let (ctype, data) = out.prepare(&guid, &it.content_type, it.data);
-                            cmds[at] = match luid {
-                                Some(l) => replace_cmd(cid, inc.encoding, &l, &ctype, data),
-                                None => add_cmd(cid, inc.encoding, &guid, &ctype, data),
-                            };
-                        }
-                        if !changed.is_empty() {
-                            cmds.retain(|c| !changed.contains(c.cmd_id()));
+                    let now: Vec<String> = slots
+                        .iter()
+                        .filter_map(|s| match s {
+                            Slot::Now(_, _, guid, _) => Some(guid.clone()),
+                            Slot::Planned(..) => None,
+                        })
+                        .collect();
+                    let mut read: std::collections::HashMap<String, crate::store::Item> =
+                        if now.is_empty() {
+                            Default::default()
+                        } else {
+                            tx.items_get(dsk, &now)?
+                                .into_iter()
+                                .map(|i| (i.guid.clone(), i))
+                                .collect()
+                        };
+                    for slot in slots {
+                        match slot {
+                            Slot::Planned(cid, guid, ctype) => {
+                                cmds.push(add_cmd(cid, inc.encoding, &guid, &ctype, Vec::new()))
+                            }
+                            Slot::Now(cid, luid, guid, revision) => {
+                                // One snapshot: the item is as listed. Should it have
+                                // changed all the same, it is left out (its newer revision
+                                // is above this session's mark: the next session sends it).
+                                let Some(it) = read
+                                    .remove(&guid)
+                                    .filter(|i| i.revision == revision && !i.deleted)
+                                else {
+                                    continue;
+                                };
+                                let (ctype, data) = out.prepare(&guid, &it.content_type, it.data);
+                                cmds.push(match luid {
+                                    Some(l) => replace_cmd(cid, inc.encoding, &l, &ctype, data),
+                                    None => add_cmd(cid, inc.encoding, &guid, &ctype, data),
+                                });
+                            }
                         }
                     }
                     if !gone.is_empty() {
