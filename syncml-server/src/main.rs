@@ -18,8 +18,8 @@ use syncml_server::registration::RegistrationConfig;
 use syncml_server::service::SyncService;
 use syncml_server::session::{ConflictPolicy, Engine, EngineConfig};
 use syncml_server::store::{
-    AuditFilter, LockoutKey, NewSubscriber, PgStore, RegisteredBy, SqliteStore, Store, StoreExt,
-    Timestamp,
+    AuditFilter, LockoutKey, NewSubscriber, PgStore, RegisteredBy, SqliteConfig, SqliteStore,
+    Store, StoreExt, Timestamp,
 };
 
 #[derive(Parser)]
@@ -36,6 +36,11 @@ struct Cli {
     /// server nodes can share one database.
     #[arg(long, global = true)]
     db: Option<String>,
+    /// Where SQLite's WAL checkpoints run: `background` (a thread of their own, the
+    /// writer only finishing what is left so the WAL can start over) or `writer` (SQLite's
+    /// automatic checkpoint in the committing writer, as before; for comparison).
+    #[arg(long, global = true, default_value = "background", value_parser = ["background", "writer"])]
+    sqlite_checkpoint: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -261,12 +266,20 @@ fn parse_policy(s: &str) -> Result<ConflictPolicy, String> {
     }
 }
 
-fn open_store(data: &PathBuf, db: Option<&str>) -> Result<Arc<dyn Store>, String> {
+fn open_store(
+    data: &PathBuf,
+    db: Option<&str>,
+    checkpoint: &str,
+) -> Result<Arc<dyn Store>, String> {
+    let config = SqliteConfig {
+        background_checkpoint: checkpoint == "background",
+        ..SqliteConfig::default()
+    };
     match db {
         Some(url) => PgStore::connect(url)
             .map(|s| Arc::new(s) as Arc<dyn Store>)
             .map_err(|e| format!("cannot open the PostgreSQL database: {e}")),
-        None => SqliteStore::open_in_dir(data)
+        None => SqliteStore::open_in_dir_with(data, &config)
             .map(|s| Arc::new(s) as Arc<dyn Store>)
             .map_err(|e| format!("cannot open the database in {}: {e}", data.display())),
     }
@@ -319,7 +332,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     None => cfg.conflict_policy = policy,
                 }
             }
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             let shop_token = match &shop_token_file {
                 Some(f) => {
                     let t =
@@ -396,7 +409,7 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         }
         Cmd::Subscriber(SubscriberCmd::Add { id, name }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             store
                 .transaction(|tx| {
                     tx.subscriber_create(
@@ -413,7 +426,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::List) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             let subs = store
                 .read(|tx| tx.subscriber_list(None, 10_000))
                 .map_err(|e| e.to_string())?;
@@ -428,7 +441,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Show { id }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             let out = store
                 .read(|tx| {
                     let Some(s) = tx.subscriber_get(&id)? else {
@@ -504,7 +517,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::SetPin { id, pin }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             store
                 .transaction_with_error(|tx| provision::set_pin(tx, &id, pin.as_deref()))
                 .map_err(|e| format!("subscriber {id}: {e}"))?;
@@ -515,7 +528,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::SetLogin { id, password }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             store
                 .transaction_with_error(|tx| {
                     provision::set_login_password(tx, &id, password.as_deref())
@@ -531,7 +544,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if level > 2 {
                 return Err(format!("security level {level}: expected 0, 1 or 2"));
             }
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             store
                 .transaction(|tx| tx.subscriber_set_security_level(&id, level))
                 .map_err(|e| format!("subscriber {id}: {e}"))?;
@@ -539,7 +552,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Unlock { id }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             let was = store
                 .transaction(|tx| tx.lockout_reset(LockoutKey::Subscriber(&id)))
                 .map_err(|e| e.to_string())?;
@@ -554,7 +567,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Audit { id, limit }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             let events = store
                 .read(|tx| {
                     tx.audit_list(&AuditFilter {
@@ -582,7 +595,7 @@ fn run(cli: Cli) -> Result<(), String> {
             terminal,
             set,
         }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             let classes = store
                 .transaction_with_error(|tx| {
                     provision::set_classes(tx, &subscriber, &terminal, &set)
@@ -599,7 +612,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Terminal(TerminalCmd::Unlock { terminal }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             let was = store
                 .transaction(|tx| tx.lockout_reset(LockoutKey::Terminal(&terminal)))
                 .map_err(|e| e.to_string())?;
@@ -619,7 +632,7 @@ fn run(cli: Cli) -> Result<(), String> {
             password,
             classes,
         }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             store
                 .transaction_with_error(|tx| {
                     provision::register_terminal(
@@ -640,7 +653,7 @@ fn run(cli: Cli) -> Result<(), String> {
             subscriber,
             terminal,
         }) => {
-            let store = open_store(&cli.data, cli.db.as_deref())?;
+            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
             store
                 .transaction(|tx| tx.terminal_remove(&subscriber, &terminal))
                 .map_err(|e| format!("terminal {terminal}: {e}"))?;

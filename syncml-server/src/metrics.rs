@@ -24,6 +24,11 @@
 //! | `syncml_message_duration_seconds` | histogram | (one message, queueing included) |
 //! | `syncml_messages_in_flight` | gauge | (messages being processed on this node) |
 //! | `syncml_sessions_active` | gauge | (unexpired sessions in the shared store: all nodes) |
+//! | `syncml_store_write_transactions_total` | counter | `outcome` (`committed`, `rolled_back`) |
+//! | `syncml_store_commits_total` | counter | (database commits; SQLite commits queued writers as one batch) |
+//! | `syncml_store_writer_busy_seconds_total` | counter | (SQLite: time its one writer connection was held) |
+//! | `syncml_store_checkpoints_total` | counter | `by` (`background`, `writer`: SQLite WAL checkpoints) |
+//! | `syncml_store_wal_restarts_total` | counter | (SQLite: times the WAL started over) |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,6 +40,7 @@ use syncml_core::model::{Command, SyncMl};
 use syncml_core::{Encoding, StatusCode};
 
 use crate::datastores;
+use crate::store::StoreStats;
 
 /// Upper bounds (seconds) of the latency histogram's buckets; `+Inf` follows.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -393,6 +399,40 @@ impl Metrics {
         }
         s
     }
+
+    /// The store's own counters ([`crate::store::Store::stats`]) in the exposition format,
+    /// to follow [`Metrics::render`].
+    pub fn render_store(stats: &StoreStats) -> String {
+        format!(
+            "# HELP syncml_store_write_transactions_total Write transactions of this node, by outcome.\n\
+             # TYPE syncml_store_write_transactions_total counter\n\
+             syncml_store_write_transactions_total{{outcome=\"committed\"}} {}\n\
+             syncml_store_write_transactions_total{{outcome=\"rolled_back\"}} {}\n\
+             # HELP syncml_store_commits_total Database commits of this node's write transactions \
+             (SQLite commits the writers queued at once together).\n\
+             # TYPE syncml_store_commits_total counter\n\
+             syncml_store_commits_total {}\n\
+             # HELP syncml_store_writer_busy_seconds_total Time the store's single writer \
+             connection was held (SQLite; 0 on PostgreSQL).\n\
+             # TYPE syncml_store_writer_busy_seconds_total counter\n\
+             syncml_store_writer_busy_seconds_total {:.6}\n\
+             # HELP syncml_store_checkpoints_total SQLite WAL checkpoints that copied pages, by \
+             the thread that ran them (the writer's hold up writes).\n\
+             # TYPE syncml_store_checkpoints_total counter\n\
+             syncml_store_checkpoints_total{{by=\"background\"}} {}\n\
+             syncml_store_checkpoints_total{{by=\"writer\"}} {}\n\
+             # HELP syncml_store_wal_restarts_total Times the SQLite WAL started over from its beginning.\n\
+             # TYPE syncml_store_wal_restarts_total counter\n\
+             syncml_store_wal_restarts_total {}\n",
+            stats.write_commits,
+            stats.write_rollbacks,
+            stats.write_batches,
+            stats.writer_busy.as_secs_f64(),
+            stats.checkpoints.background,
+            stats.checkpoints.writer,
+            stats.checkpoints.wal_restarts,
+        )
+    }
 }
 
 /// Escapes a label value (backslash, double quote, newline).
@@ -517,6 +557,29 @@ mod tests {
         assert!(text.contains("syncml_message_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("syncml_message_duration_seconds_count 3\n"));
         assert!(text.contains("syncml_sessions_active 4\n"));
+    }
+
+    #[test]
+    fn store_counters_are_rendered_with_their_outcome() {
+        let text = Metrics::render_store(&StoreStats {
+            write_commits: 10,
+            write_batches: 4,
+            write_rollbacks: 1,
+            reads: 0,
+            writer_busy: Duration::from_millis(1500),
+            checkpoints: crate::store::Checkpoints {
+                background: 7,
+                writer: 2,
+                wal_restarts: 2,
+            },
+        });
+        assert!(text.contains("syncml_store_write_transactions_total{outcome=\"committed\"} 10\n"));
+        assert!(text.contains("syncml_store_write_transactions_total{outcome=\"rolled_back\"} 1\n"));
+        assert!(text.contains("syncml_store_commits_total 4\n"));
+        assert!(text.contains("syncml_store_writer_busy_seconds_total 1.500000\n"));
+        assert!(text.contains("syncml_store_checkpoints_total{by=\"background\"} 7\n"));
+        assert!(text.contains("syncml_store_checkpoints_total{by=\"writer\"} 2\n"));
+        assert!(text.contains("syncml_store_wal_restarts_total 2\n"));
     }
 
     #[test]

@@ -229,7 +229,9 @@ impl MessageHandler for SyncService {
         .await
         .ok()
         .flatten();
-        Some(self.metrics.render(active))
+        let mut text = self.metrics.render(active);
+        text.push_str(&Metrics::render_store(&self.store.stats()));
+        Some(text)
     }
 
     async fn ready(&self) -> Result<(), String> {

@@ -133,6 +133,16 @@ fn metrics_count_sessions_messages_and_items_of_real_sessions() {
     );
     assert_eq!(m1["syncml_messages_in_flight"], 0.0);
     assert_eq!(m1["syncml_sessions_active"], 0.0, "the session was closed");
+    // Every message is one write transaction, committed in at most as many commits.
+    let committed = delta(
+        &m0,
+        &m1,
+        "syncml_store_write_transactions_total{outcome=\"committed\"}",
+    );
+    assert_eq!(committed, msgs, "one write transaction per message");
+    let commits = delta(&m0, &m1, "syncml_store_commits_total");
+    assert!(commits >= 1.0 && commits <= committed, "{commits} commits");
+    assert!(delta(&m0, &m1, "syncml_store_writer_busy_seconds_total") > 0.0);
 
     // T2 of the same subscriber downloads them.
     let mut b = Handset::new(SUB, T2);
@@ -234,6 +244,11 @@ fn metrics_exposition_declares_every_family_with_its_type() {
         ("syncml_message_duration_seconds", "histogram"),
         ("syncml_messages_in_flight", "gauge"),
         ("syncml_sessions_active", "gauge"),
+        ("syncml_store_write_transactions_total", "counter"),
+        ("syncml_store_commits_total", "counter"),
+        ("syncml_store_writer_busy_seconds_total", "counter"),
+        ("syncml_store_checkpoints_total", "counter"),
+        ("syncml_store_wal_restarts_total", "counter"),
     ] {
         assert!(
             body.contains(&format!("# TYPE {family} {kind}\n")),

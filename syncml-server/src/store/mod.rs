@@ -73,12 +73,34 @@ pub enum TxMode {
 /// Counters a backend keeps about its own work (for metrics and tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct StoreStats {
+    /// Time the backend's single writer was held (SQLite: its one write connection, from
+    /// taking it to handing it on; compared with wall time, how close writes are to their
+    /// ceiling). Zero for backends without a single writer (PostgreSQL).
+    pub writer_busy: std::time::Duration,
+    /// WAL checkpoints that copied pages, on the SQLite checkpointer thread and in the
+    /// writer, and the times the WAL started over (zero on PostgreSQL).
+    pub checkpoints: Checkpoints,
     /// Write transactions committed.
     pub write_commits: u64,
+    /// Database commits that made them durable: the SQLite backend commits a queue of
+    /// writers as one batch (see its group commit), so `write_commits / write_batches` is
+    /// the mean batch size; PostgreSQL commits each transaction on its own (equal counts).
+    pub write_batches: u64,
     /// Write transactions rolled back.
     pub write_rollbacks: u64,
     /// Read transactions run.
     pub reads: u64,
+}
+
+/// The SQLite backend's WAL checkpoints (see [`StoreStats::checkpoints`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Checkpoints {
+    /// Checkpoints the background thread ran (commits went on meanwhile).
+    pub background: u64,
+    /// Checkpoints the writer ran after its commit (writers waited meanwhile).
+    pub writer: u64,
+    /// Times the WAL was rewound to its start.
+    pub wal_restarts: u64,
 }
 
 /// A storage backend.

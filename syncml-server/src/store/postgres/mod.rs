@@ -474,6 +474,9 @@ impl Store for PgStore {
     fn stats(&self) -> StoreStats {
         StoreStats {
             write_commits: self.write_commits.load(Ordering::Relaxed),
+            write_batches: self.write_commits.load(Ordering::Relaxed),
+            writer_busy: std::time::Duration::ZERO,
+            checkpoints: super::Checkpoints::default(),
             write_rollbacks: self.write_rollbacks.load(Ordering::Relaxed),
             reads: self.reads.load(Ordering::Relaxed),
         }

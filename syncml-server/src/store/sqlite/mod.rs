@@ -22,6 +22,11 @@
 //! on the same file (e.g. the operator CLI while the server runs); when it expires the call
 //! fails with [`StoreError::Busy`].
 //!
+//! # Checkpoints
+//!
+//! The WAL is copied into the database file mostly by a thread of its own while commits go
+//! on, not by the committing writer (`checkpoint.rs`; [`SqliteConfig::background_checkpoint`]).
+//!
 //! # Durability
 //!
 //! `synchronous` defaults to `NORMAL`, SQLite's recommended setting with WAL: a committed
@@ -29,6 +34,7 @@
 //! transactions before a checkpoint (which a later slow sync repairs). Choose
 //! [`Synchronous::Full`] to fsync every commit.
 
+mod checkpoint;
 mod migrations;
 mod tx;
 
@@ -69,6 +75,13 @@ pub struct SqliteConfig {
     pub busy_timeout: Duration,
     /// Durability level.
     pub synchronous: Synchronous,
+    /// Checkpoint the WAL mostly on a thread of its own instead of in the committing
+    /// writer (see `checkpoint.rs`); off, SQLite's automatic checkpoint runs in the writer.
+    pub background_checkpoint: bool,
+    /// WAL size (4 KiB pages) at which it is checkpointed whole and starts over: with
+    /// `background_checkpoint`, the writer then copies what the thread has not; without,
+    /// SQLite's automatic checkpoint threshold. Default 8,192 (32 MiB).
+    pub wal_restart_pages: u32,
 }
 
 impl Default for SqliteConfig {
@@ -77,6 +90,8 @@ impl Default for SqliteConfig {
             readers: 4,
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Normal,
+            background_checkpoint: true,
+            wal_restart_pages: WAL_AUTOCHECKPOINT_PAGES,
         }
     }
 }
@@ -126,8 +141,12 @@ pub struct SqliteStore {
     reader_returned: Condvar,
     applied: Vec<u32>,
     write_commits: AtomicU64,
+    write_batches: AtomicU64,
+    writer_busy_ns: AtomicU64,
     write_rollbacks: AtomicU64,
     reads: AtomicU64,
+    /// Stopped (and its thread joined) when the store is dropped.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -142,6 +161,14 @@ impl SqliteStore {
     /// Opens (creating if needed) `dir/`[`DB_FILE_NAME`] with the default configuration,
     /// creating `dir` too.
     pub fn open_in_dir(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_in_dir_with(dir, &SqliteConfig::default())
+    }
+
+    /// [`SqliteStore::open_in_dir`] with a configuration of its own.
+    pub fn open_in_dir_with(
+        dir: impl AsRef<Path>,
+        config: &SqliteConfig,
+    ) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Backend(format!(
@@ -149,7 +176,7 @@ impl SqliteStore {
                 dir.display()
             ))
         })?;
-        Self::open(dir.join(DB_FILE_NAME), &SqliteConfig::default())
+        Self::open(dir.join(DB_FILE_NAME), config)
     }
 
     /// Opens (creating if needed) the database file at `path` and applies pending migrations.
@@ -178,6 +205,12 @@ impl SqliteStore {
             tracing::info!(path = %path.display(), ?applied, "database schema migrated");
         }
 
+        let checkpointer = if config.background_checkpoint {
+            Some(checkpoint::Checkpointer::start(&path, config, &mut writer)?)
+        } else {
+            None
+        };
+
         let mut readers = Vec::with_capacity(config.readers.max(1));
         for _ in 0..config.readers.max(1) {
             let conn = Connection::open_with_flags(
@@ -205,8 +238,11 @@ impl SqliteStore {
             reader_returned: Condvar::new(),
             applied,
             write_commits: AtomicU64::new(0),
+            write_batches: AtomicU64::new(0),
+            writer_busy_ns: AtomicU64::new(0),
             write_rollbacks: AtomicU64::new(0),
             reads: AtomicU64::new(0),
+            checkpointer,
         })
     }
 
@@ -238,6 +274,7 @@ impl SqliteStore {
         }
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut w = lock(&self.writer);
+        let held = std::time::Instant::now();
         self.queued.fetch_sub(1, Ordering::SeqCst);
         let _flag = WriteFlag::set(me);
         let batch = match &mut w.batch {
@@ -290,6 +327,7 @@ impl SqliteStore {
                     }
                 }
                 self.finish_batch(&mut w, batch, Some(e.to_string()));
+                self.note_held(held);
                 drop(w);
                 self.write_rollbacks.fetch_add(1, Ordering::Relaxed);
                 if let Some(p) = panicked {
@@ -305,10 +343,14 @@ impl SqliteStore {
                 .as_ref()
                 .is_some_and(|b| b.members < MAX_BATCH && b.started.elapsed() < MAX_BATCH_AGE);
         let committed = if keep_open {
+            self.note_held(held);
             drop(w);
             self.wait_for(batch)
         } else {
             let outcome = exec(&w.conn, "COMMIT");
+            if outcome.is_ok() {
+                self.write_batches.fetch_add(1, Ordering::Relaxed);
+            }
             let failure = outcome.as_ref().err().map(ToString::to_string);
             if failure.is_some() && !w.conn.is_autocommit() {
                 if let Err(rb) = exec(&w.conn, "ROLLBACK") {
@@ -316,6 +358,7 @@ impl SqliteStore {
                 }
             }
             self.finish_batch(&mut w, batch, failure);
+            self.note_held(held);
             drop(w);
             outcome
         };
@@ -334,6 +377,12 @@ impl SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    /// Adds the time since `since` to the writer connection's busy time.
+    fn note_held(&self, since: std::time::Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.writer_busy_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
     /// Marks `batch` finished (its transaction committed, or rolled back with `failure`)
@@ -424,6 +473,13 @@ impl Store for SqliteStore {
     fn stats(&self) -> StoreStats {
         StoreStats {
             write_commits: self.write_commits.load(Ordering::Relaxed),
+            write_batches: self.write_batches.load(Ordering::Relaxed),
+            writer_busy: Duration::from_nanos(self.writer_busy_ns.load(Ordering::Relaxed)),
+            checkpoints: self
+                .checkpointer
+                .as_ref()
+                .map(checkpoint::Checkpointer::runs)
+                .unwrap_or_default(),
             write_rollbacks: self.write_rollbacks.load(Ordering::Relaxed),
             reads: self.reads.load(Ordering::Relaxed),
         }
@@ -493,7 +549,7 @@ fn configure(conn: &Connection, config: &SqliteConfig) -> Result<(), StoreError>
     // with its stored reply, the head of the pending rows): checkpointing every 32 MiB
     // of WAL instead of SQLite's default 4 MiB copies each such page to the database
     // file once per checkpoint, not once per few messages.
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+    conn.pragma_update(None, "wal_autocheckpoint", config.wal_restart_pages)
         .map_err(map_err)?;
     // Group commit gives every writer a savepoint, and SQLite journals the original of
     // each page a savepoint changes to a temporary file: keep that journal in memory
@@ -520,7 +576,7 @@ fn configure(conn: &Connection, config: &SqliteConfig) -> Result<(), StoreError>
 }
 
 /// WAL pages between automatic checkpoints (4 KiB pages: 32 MiB).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 8192;
 
 /// Runs one statement without parameters through the statement cache.
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
