@@ -73,8 +73,9 @@ enum Cmd {
         /// `newer-wins` for every datastore, or `DATASTORE=POLICY` for one (repeatable).
         #[arg(long = "conflict-policy", value_name = "[DATASTORE=]POLICY")]
         conflict_policies: Vec<String>,
-        /// Messages handled at once (default: CPU cores + 1 on SQLite, whose writes are
-        /// serialised anyway; 16, the connection pool's size, on PostgreSQL).
+        /// Messages handled at once (default 16: on PostgreSQL the connection pool's size;
+        /// on SQLite, messages decode and queue while the writer works, and the queue
+        /// commits together).
         #[arg(long)]
         workers: Option<usize>,
     },
@@ -348,10 +349,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 None => None,
             };
-            let workers = workers.unwrap_or_else(|| match cli.db {
-                Some(_) => syncml_server::service::DEFAULT_WORKERS,
-                None => std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
-            });
+            let workers = workers.unwrap_or(syncml_server::service::DEFAULT_WORKERS);
             let svc = Arc::new(
                 SyncService::new(store, Engine::new(cfg))
                     .with_workers(workers)

@@ -71,10 +71,12 @@ impl SyncService {
     }
 
     /// At most `n` messages (at least 1) are handled at once, each on a blocking thread;
-    /// the others wait in the async runtime. With SQLite's single writer a few more than
-    /// the CPU cores is best (fewer threads queueing for the writer: measured +5-15 %
-    /// sessions/s and a third lower p99 at 100 concurrent sessions, BENCHMARKS.md); with
-    /// PostgreSQL about the connection pool's size.
+    /// the others wait in the async runtime. With PostgreSQL about the connection pool's
+    /// size. With SQLite's single writer, 8-16 on a 2-core machine: messages decode while
+    /// the writer works and those queued behind it commit as one batch (3 workers gave
+    /// 1.7 messages per commit, 16 gave 7; BENCHMARKS.md "Eighth session": p99 per message
+    /// at 1,000 sessions/s 72 / 170 ms with 3, 10 / 29 ms with 16). It was cores + 1 while
+    /// SQLite's checkpoints ran in the writer, whose stalls more workers only lengthened.
     pub fn with_workers(mut self, n: usize) -> SyncService {
         self.workers = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
         self
