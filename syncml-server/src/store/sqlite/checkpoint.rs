@@ -2,11 +2,11 @@
 //!
 //! SQLite's automatic checkpoint runs in the connection that commits, after its commit:
 //! with our single writer connection that means every writer queues behind it. A
-//! checkpoint of the 32 MiB of WAL we let grow copies ~8,000 pages to the database file and
-//! fsyncs the WAL and the database (`synchronous = NORMAL` syncs at checkpoints, not at
-//! commits): measured 20-50 ms on this project's test machine, once a second under load,
-//! which is a queue of 20-50 sessions behind it (BENCHMARKS.md, "Checkpoints off the
-//! writer's path").
+//! checkpoint of the 32 MiB of WAL we let grow copies thousands of pages to the database
+//! file and fsyncs the WAL and the database (`synchronous = NORMAL` syncs at checkpoints,
+//! not at commits): fsyncs of up to 28 ms each on this project's test machine (`strace -T`),
+//! about once a second at 1,000 sessions/s, each a queue of sessions behind the writer
+//! (BENCHMARKS.md, "Eighth session (2026-11-27): checkpoints off the writer's path").
 //!
 //! Here the writer connection has a WAL hook instead of the automatic checkpoint:
 //!
