@@ -12,6 +12,10 @@
 # assignments for the server (e.g. "GLIBC_TUNABLES=..."), DURATION the measured seconds
 # (default 20): what the A/B comparisons of BENCHMARKS.md vary. RATE=R paces the
 # session starts at R sessions/s in total (latency below capacity, no closed-loop queue).
+# After the run it prints each node's store counters from /metrics (write transactions,
+# commits, writer busy seconds, checkpoints: warm-up round included) and, with CPU_SPLIT=1,
+# the CPU seconds per process name over the measured part (scripts/cpu-by-process.sh;
+# needs DURATION of 12 or more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=target/release
@@ -44,6 +48,19 @@ else
     done
 fi
 sleep 1.5
+if [[ ${CPU_SPLIT:-0} == 1 ]]; then
+    # From 8 s in (after the warm-up round) to 2 s before the measured part ends.
+    scripts/cpu-by-process.sh 8 "$(( ${DURATION:-20} - 2 ))" >"$work/cpu-split.txt" &
+    split_pid=$!
+fi
 $B/syncml-load "${urls[@]}" $HOP "${load[@]}" --concurrency "$C" --duration "${DURATION:-20}" --warmup \
     ${RATE:+--rate "$RATE"} --verify --server-pid "${pids[0]}" --quiet | grep -v '^diverged'
 for p in "${pids[@]}"; do ps -o rss=,time= -p "$p" | sed "s/^/node $p rss KiB, cpu time: /"; done
+for u in "${urls[@]}"; do
+    [[ $u == --url ]] && continue
+    curl -fsS "${u%/sync}/metrics" | grep '^syncml_store_' | sed "s|^|${u%/sync} |" || true
+done
+if [[ -n ${split_pid:-} ]]; then
+    wait "$split_pid"
+    sed 's/^/cpu seconds by process: /' "$work/cpu-split.txt"
+fi

@@ -7,7 +7,7 @@
 //! syncml-server terminal remove SUBSCRIBER TERMINAL
 //! ```
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,13 +36,20 @@ struct Cli {
     /// server nodes can share one database.
     #[arg(long, global = true)]
     db: Option<String>,
-    /// Where SQLite's WAL checkpoints run: `background` (a thread of their own, the
-    /// writer only finishing what is left so the WAL can start over) or `writer` (SQLite's
-    /// automatic checkpoint in the committing writer, as before; for comparison).
-    #[arg(long, global = true, default_value = "background", value_parser = ["background", "writer"])]
-    sqlite_checkpoint: String,
+    /// Where SQLite's WAL checkpoints run.
+    #[arg(long, global = true, value_enum, default_value_t = CheckpointIn::Background)]
+    sqlite_checkpoint: CheckpointIn,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Where SQLite's WAL checkpoints run (`--sqlite-checkpoint`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckpointIn {
+    /// A thread of their own; the writer only finishes what is left so the WAL can start over.
+    Background,
+    /// SQLite's automatic checkpoint in the committing writer, as before (for comparison).
+    Writer,
 }
 
 #[derive(Subcommand)]
@@ -270,10 +277,10 @@ fn parse_policy(s: &str) -> Result<ConflictPolicy, String> {
 fn open_store(
     data: &PathBuf,
     db: Option<&str>,
-    checkpoint: &str,
+    checkpoint: CheckpointIn,
 ) -> Result<Arc<dyn Store>, String> {
     let config = SqliteConfig {
-        background_checkpoint: checkpoint == "background",
+        background_checkpoint: checkpoint == CheckpointIn::Background,
         ..SqliteConfig::default()
     };
     match db {
@@ -333,7 +340,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     None => cfg.conflict_policy = policy,
                 }
             }
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             let shop_token = match &shop_token_file {
                 Some(f) => {
                     let t =
@@ -407,7 +414,7 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         }
         Cmd::Subscriber(SubscriberCmd::Add { id, name }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             store
                 .transaction(|tx| {
                     tx.subscriber_create(
@@ -424,7 +431,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::List) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             let subs = store
                 .read(|tx| tx.subscriber_list(None, 10_000))
                 .map_err(|e| e.to_string())?;
@@ -439,7 +446,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Show { id }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             let out = store
                 .read(|tx| {
                     let Some(s) = tx.subscriber_get(&id)? else {
@@ -515,7 +522,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::SetPin { id, pin }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             store
                 .transaction_with_error(|tx| provision::set_pin(tx, &id, pin.as_deref()))
                 .map_err(|e| format!("subscriber {id}: {e}"))?;
@@ -526,7 +533,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::SetLogin { id, password }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             store
                 .transaction_with_error(|tx| {
                     provision::set_login_password(tx, &id, password.as_deref())
@@ -542,7 +549,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if level > 2 {
                 return Err(format!("security level {level}: expected 0, 1 or 2"));
             }
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             store
                 .transaction(|tx| tx.subscriber_set_security_level(&id, level))
                 .map_err(|e| format!("subscriber {id}: {e}"))?;
@@ -550,7 +557,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Unlock { id }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             let was = store
                 .transaction(|tx| tx.lockout_reset(LockoutKey::Subscriber(&id)))
                 .map_err(|e| e.to_string())?;
@@ -565,7 +572,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Subscriber(SubscriberCmd::Audit { id, limit }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             let events = store
                 .read(|tx| {
                     tx.audit_list(&AuditFilter {
@@ -593,7 +600,7 @@ fn run(cli: Cli) -> Result<(), String> {
             terminal,
             set,
         }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             let classes = store
                 .transaction_with_error(|tx| {
                     provision::set_classes(tx, &subscriber, &terminal, &set)
@@ -610,7 +617,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Terminal(TerminalCmd::Unlock { terminal }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             let was = store
                 .transaction(|tx| tx.lockout_reset(LockoutKey::Terminal(&terminal)))
                 .map_err(|e| e.to_string())?;
@@ -630,7 +637,7 @@ fn run(cli: Cli) -> Result<(), String> {
             password,
             classes,
         }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             store
                 .transaction_with_error(|tx| {
                     provision::register_terminal(
@@ -651,7 +658,7 @@ fn run(cli: Cli) -> Result<(), String> {
             subscriber,
             terminal,
         }) => {
-            let store = open_store(&cli.data, cli.db.as_deref(), &cli.sqlite_checkpoint)?;
+            let store = open_store(&cli.data, cli.db.as_deref(), cli.sqlite_checkpoint)?;
             store
                 .transaction(|tx| tx.terminal_remove(&subscriber, &terminal))
                 .map_err(|e| format!("terminal {terminal}: {e}"))?;

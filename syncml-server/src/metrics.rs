@@ -27,7 +27,7 @@
 //! | `syncml_store_write_transactions_total` | counter | `outcome` (`committed`, `rolled_back`) |
 //! | `syncml_store_commits_total` | counter | (database commits; SQLite commits queued writers as one batch) |
 //! | `syncml_store_writer_busy_seconds_total` | counter | (SQLite: time its one writer connection was held) |
-//! | `syncml_store_checkpoints_total` | counter | `by` (`background`, `writer`: SQLite WAL checkpoints) |
+//! | `syncml_store_checkpoints_total` | counter | `by` (`background`: those that copied pages; `writer`) |
 //! | `syncml_store_wal_restarts_total` | counter | (SQLite: times the WAL started over) |
 
 use std::collections::BTreeMap;
@@ -416,8 +416,8 @@ impl Metrics {
              connection was held (SQLite; 0 on PostgreSQL).\n\
              # TYPE syncml_store_writer_busy_seconds_total counter\n\
              syncml_store_writer_busy_seconds_total {:.6}\n\
-             # HELP syncml_store_checkpoints_total SQLite WAL checkpoints that copied pages, by \
-             the thread that ran them (the writer's hold up writes).\n\
+             # HELP syncml_store_checkpoints_total SQLite WAL checkpoints, by the thread that ran \
+             them (the background thread's that copied pages; the writer's, which hold up writes).\n\
              # TYPE syncml_store_checkpoints_total counter\n\
              syncml_store_checkpoints_total{{by=\"background\"}} {}\n\
              syncml_store_checkpoints_total{{by=\"writer\"}} {}\n\

@@ -184,3 +184,34 @@ fn a_bad_conflict_policy_is_refused_before_anything_starts() {
     );
     assert!(!ok && err.contains("unknown datastore nonsense"), "{err}");
 }
+
+#[test]
+fn both_checkpoint_placements_serve_the_same_database_and_others_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("data");
+    let (ok, _, err) = cli(
+        &d,
+        &["--sqlite-checkpoint", "sometimes", "subscriber", "list"],
+    );
+    assert!(
+        !ok && err.contains("possible values: background, writer"),
+        "{err}"
+    );
+    assert!(!d.exists(), "nothing was created");
+    for (placement, imsi) in [
+        ("writer", "234150000000001"),
+        ("background", "234150000000002"),
+    ] {
+        let (ok, _, err) = cli(
+            &d,
+            &["--sqlite-checkpoint", placement, "subscriber", "add", imsi],
+        );
+        assert!(ok, "{placement}: {err}");
+    }
+    let (ok, out, err) = cli(&d, &["subscriber", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("234150000000001") && out.contains("234150000000002"),
+        "{out}"
+    );
+}

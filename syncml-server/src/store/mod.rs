@@ -95,9 +95,10 @@ pub struct StoreStats {
 /// The SQLite backend's WAL checkpoints (see [`StoreStats::checkpoints`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Checkpoints {
-    /// Checkpoints the background thread ran (commits went on meanwhile).
+    /// Checkpoints the background thread ran that copied pages (commits went on meanwhile).
     pub background: u64,
-    /// Checkpoints the writer ran after its commit (writers waited meanwhile).
+    /// Checkpoints the writer ran after its commit to let the WAL start over (writers
+    /// waited meanwhile; most of the pages were usually copied by the thread already).
     pub writer: u64,
     /// Times the WAL was rewound to its start.
     pub wal_restarts: u64,

@@ -48,14 +48,15 @@ struct Shared {
     restart_at: i32,
     /// WAL growth between wake-ups of the checkpointer thread.
     step: i32,
-    /// Checkpoints that copied pages: in the thread, and in the writer.
+    /// Checkpoints the thread ran that copied pages, and checkpoints the writer ran (it
+    /// cannot tell whether the thread had copied everything already).
     background_runs: u64,
     writer_runs: u64,
     /// Times the WAL started over, and its size after the last commit.
     restarts: u64,
     last_pages: i32,
-    /// WAL size (pages) the writer last asked the checkpointer to catch up with; 0: none.
-    wanted: i32,
+    /// The writer asked the checkpointer for a checkpoint it has not started yet.
+    wanted: bool,
     /// WAL size when the checkpointer was last woken (to wake it once per step).
     woken_at: i32,
     stop: bool,
@@ -112,9 +113,7 @@ impl Checkpointer {
             thread: Some(thread),
         })
     }
-}
 
-impl Checkpointer {
     /// Checkpoints that copied pages so far, and the times the WAL started over.
     pub fn runs(&self) -> Checkpoints {
         let s = self.shared.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -165,7 +164,7 @@ fn on_commit(shared: &(Mutex<Shared>, Condvar), wal: &mut rusqlite::hooks::Wal, 
     }
     if pages >= s.woken_at + s.step {
         s.woken_at = pages;
-        s.wanted = pages;
+        s.wanted = true;
         drop(s);
         cv.notify_one();
     }
@@ -177,13 +176,13 @@ fn run(conn: &Connection, shared: &(Mutex<Shared>, Condvar)) {
     loop {
         {
             let mut s = lock.lock().unwrap_or_else(PoisonError::into_inner);
-            while s.wanted == 0 && !s.stop {
+            while !s.wanted && !s.stop {
                 s = cv.wait(s).unwrap_or_else(PoisonError::into_inner);
             }
             if s.stop {
                 return;
             }
-            s.wanted = 0;
+            s.wanted = false;
         }
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((
